@@ -1,0 +1,206 @@
+"""Input checks, done once at the public boundary.
+
+Numba checks no array bounds, so nothing reaches a kernel until these have passed. Every
+message names what was expected, what was given, and how to fix it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import numbers
+
+import numpy as np
+
+from .reference import ACTIVATIONS, LOSSES
+
+PARAM_NAMES = ("W1", "b1", "W2", "b2")
+BACKENDS = ("numba", "numpy")
+
+# columns per slice when scanning data for NaN/inf: bounds the temporary to a few MB
+# however large m is, so a memory-mapped X is read once, in order.
+_SCAN_COLUMNS = 1 << 18
+
+
+def _choice(kind: str, value: object, valid: tuple[str, ...]) -> str:
+    if isinstance(value, str) and value in valid:
+        return value
+    hint = ""
+    if isinstance(value, str):
+        close = difflib.get_close_matches(value, valid, n=1)
+        if close:
+            hint = f" Did you mean {close[0]!r}?"
+    options = ", ".join(repr(v) for v in valid)
+    raise ValueError(f"unknown {kind} {value!r}: expected one of {options}.{hint}")
+
+
+def check_activation(activation: object) -> str:
+    return _choice("activation", activation, tuple(ACTIVATIONS))
+
+
+def check_loss(loss: object) -> str:
+    return _choice("loss", loss, LOSSES)
+
+
+def check_backend(backend: object) -> str:
+    return _choice("backend", backend, BACKENDS)
+
+
+def check_count(name: str, value: object, *, minimum: int) -> int:
+    """A whole number >= minimum (numpy integers accepted, bools and floats not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{name} must be an integer >= {minimum}, got {value!r} "
+            f"of type {type(value).__name__}; pass int({name}) if you meant a whole number."
+        )
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}.")
+    return int(value)
+
+
+def check_lr(lr: object) -> float:
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+        raise TypeError(f"lr must be a positive real number, got {lr!r}.")
+    lr = float(lr)
+    if not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a finite number > 0, got {lr}; try lr=0.2.")
+    return lr
+
+
+def _real_array(name: str, a: object) -> np.ndarray:
+    """np.asarray with a clear message for dtypes we cannot train on."""
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} could not be read as a numeric array: {exc}") from exc
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise TypeError(
+            f"{name} has complex dtype {arr.dtype}; fusedmlp works on real numbers. "
+            f"If the imaginary part is zero pass {name}.real."
+        )
+    if kind not in "biuf":
+        raise TypeError(
+            f"{name} must hold numbers, got dtype {arr.dtype}; "
+            f"convert it with {name}.astype(np.float64)."
+        )
+    return arr
+
+
+def work_dtype(X: np.ndarray) -> np.dtype:
+    """float32 data is computed in float32; everything else in float64."""
+    return np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
+
+
+def _scan(name: str, A: np.ndarray, *, unit_interval: str | None) -> None:
+    """One pass over A in column slices: finiteness and, if asked, range [0, 1]."""
+    m = A.shape[1]
+    for start in range(0, m, _SCAN_COLUMNS):
+        part = A[:, start : start + _SCAN_COLUMNS]
+        if not np.isfinite(part).all():
+            bad = np.argwhere(~np.isfinite(part))[0]
+            row, col = int(bad[0]), int(bad[1]) + start
+            raise ValueError(
+                f"{name} contains NaN or inf (first at {name}[{row}, {col}] = "
+                f"{A[row, col]}); remove or impute those samples before training."
+            )
+        if unit_interval and (part.min() < 0 or part.max() > 1):
+            raise ValueError(
+                f"{name} must hold labels in [0, 1] for {unit_interval}, got values from "
+                f"{A.min()} to {A.max()}; encode classes as 0 and 1 (or use loss='mse')."
+            )
+
+
+def check_X(X: object, n_x: int | None = None) -> np.ndarray:
+    """X as a 2-D real array (n_x, m) with m >= 1, finite; rows checked against n_x."""
+    X = _real_array("X", X)
+    if X.ndim != 2:
+        fix = " For a single feature pass X.reshape(1, -1)." if X.ndim == 1 else ""
+        raise ValueError(
+            f"X must be 2-D with shape (n_x, m), one sample per column; got {X.ndim}-D "
+            f"shape {X.shape}.{fix}"
+        )
+    if n_x is not None and X.shape[0] != n_x:
+        fix = "pass X.T (one sample per column)" if X.shape[1] == n_x else "check the data"
+        raise ValueError(
+            f"X has shape {X.shape} but the parameters expect n_x = {n_x} rows "
+            f"(W1 is (n_h, {n_x})): {fix}."
+        )
+    if X.shape[1] == 0:
+        raise ValueError(f"X has no samples (shape {X.shape}): m must be at least 1.")
+    if X.dtype.kind in "biu":
+        X = X.astype(np.float64)
+    _scan("X", X, unit_interval=None)
+    return X
+
+
+def check_XY(X: object, Y: object, loss: str, n_x: int | None = None) -> tuple:
+    """Validated (X, Y): same m, both finite, Y in [0, 1] for cross-entropy.
+
+    A 1-D Y of length m is taken as one output, shape (1, m). Y is returned in X's
+    working dtype; X keeps float32/float64 (integers become float64).
+    """
+    Xa = _real_array("X", X)
+    Ya = _real_array("Y", Y)
+    if Ya.ndim == 1:
+        Ya = Ya.reshape(1, -1)
+    if Ya.ndim != 2:
+        raise ValueError(
+            f"Y must be 2-D with shape (n_y, m), one sample per column; got shape {Ya.shape}."
+        )
+    if Xa.ndim == 2 and Xa.shape[1] != Ya.shape[1]:
+        m_y = Ya.shape[1]
+        if Xa.shape[0] == m_y and Xa.shape[1] != m_y:
+            raise ValueError(
+                f"X has shape {Xa.shape} but Y has {m_y} samples (columns): X looks like "
+                f"one sample per row; pass X.T, shape {Xa.shape[::-1]}."
+            )
+        if Ya.shape[0] == Xa.shape[1] and Ya.shape[1] != Xa.shape[1]:
+            raise ValueError(
+                f"Y has shape {Ya.shape} but X has {Xa.shape[1]} samples (columns): Y looks "
+                f"like one sample per row; pass Y.T, shape {Ya.shape[::-1]}."
+            )
+        raise ValueError(
+            f"X and Y must have the same number of samples (columns): X is {Xa.shape}, "
+            f"Y is {Ya.shape}."
+        )
+    Xa = check_X(Xa, n_x)
+    _scan("Y", Ya, unit_interval="loss='cross_entropy'" if loss == "cross_entropy" else None)
+    return Xa, Ya.astype(work_dtype(Xa), copy=False)
+
+
+def check_params(params: object) -> dict:
+    """A dict {"W1", "b1", "W2", "b2"} of finite real 2-D arrays with consistent shapes.
+
+    Returns a new dict; n_x, n_h and n_y are read from W1 (n_h, n_x) and W2 (n_y, n_h).
+    """
+    if not isinstance(params, dict):
+        raise TypeError(
+            f"parameters must be a dict with keys {PARAM_NAMES}, got {type(params).__name__}; "
+            "use fusedmlp.init_params(...) or a previous result's .params."
+        )
+    missing = [k for k in PARAM_NAMES if k not in params]
+    extra = [k for k in params if k not in PARAM_NAMES]
+    if missing or extra:
+        raise ValueError(
+            f"parameters must have exactly the keys {PARAM_NAMES}; missing {missing}, "
+            f"unexpected {extra}."
+        )
+    p = {k: _real_array(k, params[k]) for k in PARAM_NAMES}
+    for k in PARAM_NAMES:
+        if p[k].ndim != 2:
+            fix = f" Pass {k}.reshape(-1, 1)." if p[k].ndim == 1 and k[0] == "b" else ""
+            raise ValueError(f"{k} must be 2-D, got shape {p[k].shape}.{fix}")
+    n_h, n_x = p["W1"].shape
+    n_y = p["W2"].shape[0]
+    expected = {"W1": (n_h, n_x), "b1": (n_h, 1), "W2": (n_y, n_h), "b2": (n_y, 1)}
+    for k in PARAM_NAMES:
+        if p[k].shape != expected[k]:
+            raise ValueError(
+                f"{k} has shape {p[k].shape} but must be {expected[k]}: W1 is {p['W1'].shape} "
+                f"so n_h={n_h}, n_x={n_x}, and W2 gives n_y={n_y} "
+                "(W1 (n_h, n_x), b1 (n_h, 1), W2 (n_y, n_h), b2 (n_y, 1))."
+            )
+        if not np.isfinite(p[k]).all():
+            raise ValueError(f"{k} contains NaN or inf; start from finite parameters.")
+    return p

@@ -1,0 +1,149 @@
+"""Plain-NumPy reference network: the yardstick every compiled kernel is tested against.
+
+Written for reading, not speed. Legend (one sample per column):
+
+    n_x inputs, n_h hidden units, n_y outputs, m samples
+    X  (n_x, m)   Y  (n_y, m)
+    W1 (n_h, n_x) b1 (n_h, 1)   Z1, A1 (n_h, m)
+    W2 (n_y, n_h) b2 (n_y, 1)   Z2, A2 (n_y, m)
+
+    Z1 = W1 @ X + b1     A1 = g(Z1)           g in {"sigmoid", "tanh", "relu"}
+    Z2 = W2 @ A1 + b2    A2 = sigmoid(Z2)
+
+Back-propagation in delta form (``*`` is elementwise, ``@`` a matrix product):
+
+    delta2 = dL/dZ2                  mse: (2/m) (A2 - Y) * A2 * (1 - A2)
+                                     cross_entropy: (A2 - Y) / m
+    dW2 = delta2 @ A1.T              db2 = row sums of delta2
+    delta1 = (W2.T @ delta2) * g'(Z1)
+    dW1 = delta1 @ X.T               db1 = row sums of delta1
+
+The functions here do no validation: the public API (``fusedmlp.train`` and friends)
+validates once and then calls them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# ---------------------------------------------------------------------------
+# activations: each a pair (g, g') where g' takes the *output* A = g(Z), so the
+# forward cache serves backward without keeping Z.
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """Logistic function, computed without overflow for any finite z."""
+    e = np.exp(-np.abs(z))  # in (0, 1]: never overflows
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
+
+
+def _sigmoid_grad(a: np.ndarray) -> np.ndarray:
+    return a * (1 - a)
+
+
+def _tanh_grad(a: np.ndarray) -> np.ndarray:
+    return 1 - a * a
+
+
+def relu(z: np.ndarray) -> np.ndarray:
+    """max(z, 0); NaN stays NaN."""
+    return np.where(z > 0, z, z * 0)  # z * 0 keeps NaN and the dtype
+
+
+def _relu_grad(a: np.ndarray) -> np.ndarray:
+    # subgradient 0 at z = 0, the usual choice (and the one the kernels make)
+    return (a > 0).astype(a.dtype)
+
+
+ACTIVATIONS = {
+    "sigmoid": (sigmoid, _sigmoid_grad),
+    "tanh": (np.tanh, _tanh_grad),
+    "relu": (relu, _relu_grad),
+}
+
+LOSSES = ("mse", "cross_entropy")
+
+
+def softplus(z: np.ndarray) -> np.ndarray:
+    """log(1 + exp(z)) without overflow: max(z, 0) + log1p(exp(-|z|))."""
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+
+# ---------------------------------------------------------------------------
+# the network
+
+
+def forward(params: dict, X: np.ndarray, activation: str = "sigmoid") -> dict:
+    """Forward pass; returns the cache {"Z1", "A1", "Z2", "A2"} that backward needs."""
+    g, _ = ACTIVATIONS[activation]
+    Z1 = params["W1"] @ X + params["b1"]  # (n_h, n_x) @ (n_x, m) + (n_h, 1) -> (n_h, m)
+    A1 = g(Z1)  # (n_h, m)
+    Z2 = params["W2"] @ A1 + params["b2"]  # (n_y, n_h) @ (n_h, m) + (n_y, 1) -> (n_y, m)
+    A2 = sigmoid(Z2)  # (n_y, m)
+    return {"Z1": Z1, "A1": A1, "Z2": Z2, "A2": A2}
+
+
+def cost(cache: dict, Y: np.ndarray, loss: str = "mse") -> float:
+    """The loss of a forward cache against labels Y, a Python float."""
+    m = Y.shape[1]
+    A2, Z2 = cache["A2"], cache["Z2"]
+    if loss == "mse":
+        total = np.sum((A2 - Y) ** 2)  # sum over all n_y * m entries
+    elif loss == "cross_entropy":
+        # -[Y log s(Z) + (1-Y) log(1 - s(Z))] = Y softplus(-Z) + (1-Y) softplus(Z):
+        # exact from Z2, no log of an A2 that has rounded to 0 or 1.
+        total = np.sum(Y * softplus(-Z2) + (1 - Y) * softplus(Z2))
+    else:
+        raise ValueError(f"unknown loss {loss!r}")
+    return float(total) / m
+
+
+def output_delta(cache: dict, Y: np.ndarray, loss: str = "mse") -> np.ndarray:
+    """delta2 = dL/dZ2, shape (n_y, m)."""
+    m = Y.shape[1]
+    A2 = cache["A2"]
+    if loss == "mse":
+        return (2 / m) * (A2 - Y) * A2 * (1 - A2)  # (n_y, m), all elementwise
+    return (A2 - Y) / m  # (n_y, m): sigmoid' cancels the log's derivative
+
+
+def backward(
+    params: dict,
+    X: np.ndarray,
+    Y: np.ndarray,
+    cache: dict,
+    activation: str = "sigmoid",
+    loss: str = "mse",
+    delta2: np.ndarray | None = None,
+) -> dict:
+    """Gradients {"dW1", "db1", "dW2", "db2"}, each the shape of its parameter.
+
+    ``delta2`` overrides dL/dZ2 (the diagnostics use it to replay common mistakes).
+    """
+    _, dg = ACTIVATIONS[activation]
+    A1 = cache["A1"]
+    if delta2 is None:
+        delta2 = output_delta(cache, Y, loss)  # (n_y, m)
+    dW2 = delta2 @ A1.T  # (n_y, m) @ (m, n_h) -> (n_y, n_h)
+    db2 = delta2.sum(axis=1, keepdims=True)  # (n_y, 1)
+    delta1 = (params["W2"].T @ delta2) * dg(A1)  # (n_h, n_y) @ (n_y, m) -> (n_h, m), * (n_h, m)
+    dW1 = delta1 @ X.T  # (n_h, m) @ (m, n_x) -> (n_h, n_x)
+    db1 = delta1.sum(axis=1, keepdims=True)  # (n_h, 1)
+    return {"dW1": dW1, "db1": db1, "dW2": dW2, "db2": db2}
+
+
+def loss_and_grads(
+    params: dict,
+    X: np.ndarray,
+    Y: np.ndarray,
+    activation: str = "sigmoid",
+    loss: str = "mse",
+) -> tuple[float, dict]:
+    """One forward and one backward pass: (loss, {"dW1", "db1", "dW2", "db2"})."""
+    cache = forward(params, X, activation)
+    return cost(cache, Y, loss), backward(params, X, Y, cache, activation, loss)
+
+
+def predict_proba(params: dict, X: np.ndarray, activation: str = "sigmoid") -> np.ndarray:
+    """A2, the output probabilities, shape (n_y, m)."""
+    return forward(params, X, activation)["A2"]

@@ -1,0 +1,21 @@
+"""The examples in the public docstrings run and print what they say."""
+
+import doctest
+
+import pytest
+
+import fusedmlp
+from fusedmlp import api, datasets, diagnostics
+
+
+@pytest.mark.parametrize("module", [api, datasets, diagnostics], ids=lambda m: m.__name__)
+def test_docstring_examples(module):
+    result = doctest.testmod(module, extraglobs={"np": __import__("numpy")})
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+def test_public_names_documented():
+    for name in fusedmlp.__all__:
+        obj = getattr(fusedmlp, name)
+        assert obj.__doc__ and obj.__doc__.strip(), name
