@@ -1,0 +1,1 @@
+"""Compiled (Numba) kernels of fusedmlp, installed as fusedmlp.kernels."""
