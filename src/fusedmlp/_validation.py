@@ -128,8 +128,8 @@ def check_X(X: object, n_x: int | None = None) -> np.ndarray:
         )
     if X.shape[1] == 0:
         raise ValueError(f"X has no samples (shape {X.shape}): m must be at least 1.")
-    if X.dtype.kind in "biu":
-        X = X.astype(np.float64)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)  # integers, bools, float16, longdouble
     _scan("X", X, unit_interval=None)
     return X
 
@@ -149,16 +149,29 @@ def check_XY(X: object, Y: object, loss: str, n_x: int | None = None) -> tuple:
             f"Y must be 2-D with shape (n_y, m), one sample per column; got shape {Ya.shape}."
         )
     if Xa.ndim == 2 and Xa.shape[1] != Ya.shape[1]:
-        m_y = Ya.shape[1]
-        if Xa.shape[0] == m_y and Xa.shape[1] != m_y:
+        m_x, m_y = Xa.shape[1], Ya.shape[1]
+        if Xa.shape[0] == Ya.shape[0]:
+            raise ValueError(
+                f"X has shape {Xa.shape} and Y has shape {Ya.shape}: both look like one "
+                f"sample per row; pass X.T and Y.T, shapes {Xa.shape[::-1]} and "
+                f"{Ya.shape[::-1]}."
+            )
+        # transposing X, or Y, would make the sample counts agree; when both would, the
+        # culprit is the one with more rows than columns (m is usually the larger size)
+        fix_x = Xa.shape[0] == m_y
+        fix_y = Ya.shape[0] == m_x
+        if fix_x and fix_y:
+            fix_x = Xa.shape[0] > Xa.shape[1]
+            fix_y = not fix_x
+        if fix_y:
+            raise ValueError(
+                f"Y has shape {Ya.shape} but X has {m_x} samples (columns): Y looks "
+                f"like one sample per row; pass Y.T, shape {Ya.shape[::-1]}."
+            )
+        if fix_x:
             raise ValueError(
                 f"X has shape {Xa.shape} but Y has {m_y} samples (columns): X looks like "
                 f"one sample per row; pass X.T, shape {Xa.shape[::-1]}."
-            )
-        if Ya.shape[0] == Xa.shape[1] and Ya.shape[1] != Xa.shape[1]:
-            raise ValueError(
-                f"Y has shape {Ya.shape} but X has {Xa.shape[1]} samples (columns): Y looks "
-                f"like one sample per row; pass Y.T, shape {Ya.shape[::-1]}."
             )
         raise ValueError(
             f"X and Y must have the same number of samples (columns): X is {Xa.shape}, "

@@ -34,8 +34,9 @@ class TrainingDiverged(FloatingPointError):
     epoch : int
         The epoch at which it happened (0-based).
     params : dict
-        The last parameters that were all finite and gave a finite loss: nothing trained
-        before the failure is lost.
+        The parameters at the start of the failing epoch. They are all finite: the
+        update that would have overflowed is never applied, so nothing trained before
+        the failure is lost (their own loss may be the non-finite one).
     losses : ndarray
         The losses of the epochs before ``epoch``.
     """
@@ -147,6 +148,12 @@ def _numpy_epochs(p, X, Y, activation, loss, lr, losses_out):
     or gradients are not finite (NONFINITE_LOSS), or whose update would overflow a
     parameter (UPDATE_OVERFLOW), so p always holds the last finite parameters.
     """
+    # overflow is detected and reported below; numpy's warnings would only be noise
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _numpy_epochs_quiet(p, X, Y, activation, loss, lr, losses_out)
+
+
+def _numpy_epochs_quiet(p, X, Y, activation, loss, lr, losses_out):
     for i in range(len(losses_out)):
         L, g = reference.loss_and_grads(p, X, Y, activation, loss)
         if not (math.isfinite(L) and all(np.isfinite(v).all() for v in g.values())):
@@ -225,9 +232,9 @@ def train(
     if init is not None:
         p = check_params(init)
         n_h, n_x = p["W1"].shape
-        if hidden is not None and hidden != n_h:
+        if hidden is not None and check_count("hidden", hidden, minimum=1) != n_h:
             raise ValueError(
-                f"hidden={hidden} but init has W1 of shape {p['W1'].shape}, i.e. {n_h} "
+                f"hidden={hidden!r} but init has W1 of shape {p['W1'].shape}, i.e. {n_h} "
                 "hidden units; leave hidden out when passing init."
             )
         X, Y = check_XY(X, Y, loss, n_x=n_x)
