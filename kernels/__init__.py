@@ -1,1 +1,86 @@
-"""Compiled (Numba) kernels of fusedmlp, installed as fusedmlp.kernels."""
+"""fusedmlp.kernels: the compiled side of fusedmlp (Numba only, no validation).
+
+Kernels take C-contiguous float32 or float64 arrays, outputs first, and trust their
+caller (fusedmlp._compiled) to have checked every shape: Numba does no bounds checks.
+"""
+
+from . import config, expfn, mlp
+from .config import BLOCK, ERROR_MODEL, FASTMATH, FASTMATH_ELEMENTARY, N_CHUNKS, SERIAL_MAX_M
+from .expfn import (
+    exp,
+    exp32,
+    exp64,
+    log1p_unit,
+    map_exp,
+    map_log1p_unit,
+    map_sigmoid,
+    map_tanh,
+    sigmoid,
+    sigmoid32,
+    sigmoid64,
+    tanh,
+    tanh32,
+    tanh64,
+)
+from .mlp import (
+    ACTIVATIONS,
+    CROSS_ENTROPY,
+    LOSSES,
+    MSE,
+    NONFINITE_GRADS,
+    OK,
+    RELU,
+    SIGMOID,
+    TANH,
+    UPDATE_OVERFLOW,
+    descend,
+    forward,
+    loss_and_grads,
+    n_chunks,
+    n_params,
+    sigmoid_yardstick,
+    train_epochs,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "BLOCK",
+    "CROSS_ENTROPY",
+    "ERROR_MODEL",
+    "FASTMATH",
+    "FASTMATH_ELEMENTARY",
+    "LOSSES",
+    "MSE",
+    "NONFINITE_GRADS",
+    "N_CHUNKS",
+    "OK",
+    "RELU",
+    "SERIAL_MAX_M",
+    "SIGMOID",
+    "TANH",
+    "UPDATE_OVERFLOW",
+    "config",
+    "descend",
+    "exp",
+    "exp32",
+    "exp64",
+    "expfn",
+    "forward",
+    "log1p_unit",
+    "loss_and_grads",
+    "map_exp",
+    "map_log1p_unit",
+    "map_sigmoid",
+    "map_tanh",
+    "mlp",
+    "n_chunks",
+    "n_params",
+    "sigmoid",
+    "sigmoid32",
+    "sigmoid64",
+    "sigmoid_yardstick",
+    "tanh",
+    "tanh32",
+    "tanh64",
+    "train_epochs",
+]

@@ -5,10 +5,12 @@ import doctest
 import pytest
 
 import fusedmlp
-from fusedmlp import api, datasets, diagnostics
+from fusedmlp import _compiled, api, datasets, diagnostics
 
 
-@pytest.mark.parametrize("module", [api, datasets, diagnostics], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module", [api, datasets, diagnostics, _compiled], ids=lambda m: m.__name__
+)
 def test_docstring_examples(module):
     result = doctest.testmod(module, extraglobs={"np": __import__("numpy")})
     assert result.attempted > 0

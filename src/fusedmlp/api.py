@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import reference
+from . import _compiled, reference
 from ._validation import (
     PARAM_NAMES,
     check_activation,
@@ -141,20 +141,21 @@ def init_params(
     }
 
 
-def _numpy_epochs(p, X, Y, activation, loss, lr, losses_out):
-    """Reference runner: len(losses_out) epochs of gradient descent, p updated in place.
+def _numpy_epochs(p, X, Y, activation, loss, lr, n_epochs, losses_out):
+    """Reference runner: n_epochs of gradient descent, p updated in place.
 
+    The same contract as ``fusedmlp._compiled.train_epochs``, the compiled runner.
     Returns (epochs done, status). Stops before the update of the first epoch whose loss
     or gradients are not finite (NONFINITE_LOSS), or whose update would overflow a
     parameter (UPDATE_OVERFLOW), so p always holds the last finite parameters.
     """
     # overflow is detected and reported below; numpy's warnings would only be noise
     with np.errstate(over="ignore", invalid="ignore"):
-        return _numpy_epochs_quiet(p, X, Y, activation, loss, lr, losses_out)
+        return _numpy_epochs_quiet(p, X, Y, activation, loss, lr, n_epochs, losses_out)
 
 
-def _numpy_epochs_quiet(p, X, Y, activation, loss, lr, losses_out):
-    for i in range(len(losses_out)):
+def _numpy_epochs_quiet(p, X, Y, activation, loss, lr, n_epochs, losses_out):
+    for i in range(n_epochs):
         L, g = reference.loss_and_grads(p, X, Y, activation, loss)
         if not (math.isfinite(L) and all(np.isfinite(v).all() for v in g.values())):
             return i, NONFINITE_LOSS
@@ -164,7 +165,7 @@ def _numpy_epochs_quiet(p, X, Y, activation, loss, lr, losses_out):
         losses_out[i] = L
         for k in PARAM_NAMES:
             p[k][...] = new[k]
-    return len(losses_out), OK
+    return n_epochs, OK
 
 
 def train(
@@ -178,7 +179,7 @@ def train(
     lr: float = 0.2,
     init: dict | None = None,
     seed: int | None = None,
-    backend: str = "numpy",
+    backend: str = "numba",
 ) -> TrainResult:
     """Train a one-hidden-layer network by full-batch gradient descent.
 
@@ -202,8 +203,10 @@ def train(
         Starting parameters {"W1", "b1", "W2", "b2"}; copied, never modified.
     seed : int, optional
         Seed for ``init_params`` when ``init`` is not given.
-    backend : {"numpy"}
-        "numpy" is the plain reference implementation.
+    backend : {"numba", "numpy"}
+        "numba" runs the fused compiled kernels (float32 or float64, parallel over
+        samples for large m, one compiled call for many epochs for small m); "numpy"
+        the plain reference implementation.
 
     Returns
     -------
@@ -250,7 +253,8 @@ def train(
     dtype = work_dtype(X)
     p = {k: np.array(p[k], dtype=dtype) for k in PARAM_NAMES}  # own copy, never init's
     losses = np.zeros(epochs)
-    done, status = _numpy_epochs(p, X, Y, activation, loss, lr, losses)
+    run = _numpy_epochs if backend == "numpy" else _compiled.train_epochs
+    done, status = run(p, X, Y, activation, loss, lr, epochs, losses)
     if status != OK:
         what = "the loss or its gradients became non-finite"
         if status == UPDATE_OVERFLOW:
@@ -275,6 +279,12 @@ def train(
     )
 
 
+def _forward(p, X, activation, backend):
+    if backend == "numpy":
+        return reference.predict_proba(p, X, activation)
+    return _compiled.predict_proba(p, X, activation)
+
+
 def _checked_model(params, X, activation):
     activation = check_activation(activation)
     p = check_params(params)
@@ -283,8 +293,13 @@ def _checked_model(params, X, activation):
     return {k: p[k].astype(dtype, copy=False) for k in PARAM_NAMES}, X, activation
 
 
-def predict_proba(params: dict, X: np.ndarray, *, activation: str = "sigmoid") -> np.ndarray:
-    """Output probabilities A2 = sigmoid(Z2), shape (n_y, m).
+def predict_proba(
+    params: dict, X: np.ndarray, *, activation: str = "sigmoid", backend: str = "numba"
+) -> np.ndarray:
+    """Output probabilities A2 = sigmoid(Z2), shape (n_y, m), in X's working dtype.
+
+    ``backend="numba"`` evaluates with the compiled blocked forward kernel (parallel,
+    no array of size n_h x m), ``"numpy"`` with the reference.
 
     Examples
     --------
@@ -292,11 +307,14 @@ def predict_proba(params: dict, X: np.ndarray, *, activation: str = "sigmoid") -
     >>> predict_proba(p, np.zeros((2, 3))).shape
     (1, 3)
     """
+    backend = check_backend(backend)
     p, X, activation = _checked_model(params, X, activation)
-    return reference.predict_proba(p, X, activation)
+    return _forward(p, X, activation, backend)
 
 
-def predict(params: dict, X: np.ndarray, *, activation: str = "sigmoid") -> np.ndarray:
+def predict(
+    params: dict, X: np.ndarray, *, activation: str = "sigmoid", backend: str = "numba"
+) -> np.ndarray:
     """Labels 0/1 (A2 > 0.5) as int8, shape (n_y, m).
 
     Examples
@@ -306,10 +324,18 @@ def predict(params: dict, X: np.ndarray, *, activation: str = "sigmoid") -> np.n
     >>> predict(p, np.zeros((2, 3))).tolist()
     [[0, 0, 0]]
     """
-    return (predict_proba(params, X, activation=activation) > 0.5).astype(np.int8)
+    A2 = predict_proba(params, X, activation=activation, backend=backend)
+    return (A2 > 0.5).astype(np.int8)
 
 
-def accuracy(params: dict, X: np.ndarray, Y: np.ndarray, *, activation: str = "sigmoid") -> float:
+def accuracy(
+    params: dict,
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    activation: str = "sigmoid",
+    backend: str = "numba",
+) -> float:
     """Fraction of entries of Y that ``predict`` gets right (Y thresholded at 0.5).
 
     Examples
@@ -319,11 +345,12 @@ def accuracy(params: dict, X: np.ndarray, Y: np.ndarray, *, activation: str = "s
     0.5
     """
     activation = check_activation(activation)
+    backend = check_backend(backend)
     p = check_params(params)
     X, Y = check_XY(X, Y, "mse", n_x=p["W1"].shape[1])
     if Y.shape[0] != p["W2"].shape[0]:
         raise ValueError(
             f"Y has {Y.shape[0]} rows but W2 is {p['W2'].shape}: {p['W2'].shape[0]} outputs."
         )
-    A2 = reference.predict_proba(p, X, activation)  # data already checked: no second scan
+    A2 = _forward(p, X, activation, backend)  # data already checked: no second scan
     return float(np.mean((A2 > 0.5) == (Y > 0.5)))

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--loss", default="mse")
     t.add_argument("--epochs", type=int, default=3000)
     t.add_argument("--lr", type=float, default=0.2)
-    t.add_argument("--backend", default="numpy")
+    t.add_argument("--backend", default="numba", choices=["numba", "numpy"])
     t.add_argument("--log-every", type=int, default=100)
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,272 @@
+"""The thin driver between the validated public API and the compiled kernels.
+
+Callers (the trainer, ``predict_proba``) have already validated their inputs once; this
+module only brings arrays into the form the kernels need, picks the kernel, and checks
+shapes again with AssertionErrors as a last line of defence (Numba does no bounds checks,
+so a wrong shape must never reach a kernel; the checks are explicit raises, not
+``assert`` statements, so ``python -O`` keeps them).
+
+- X and Y are made C-contiguous (``np.ascontiguousarray`` copies only when needed, so
+  F-ordered or strided inputs give the same answer) and Y and the parameters are cast
+  to X's dtype, float32 or float64; float32 is computed in float32 with float64 sums.
+- Paths of ``train_epochs``: for m <= ``kernels.SERIAL_MAX_M`` the whole-training
+  serial kernel runs a chunk of epochs in one call (no thread launch per epoch); above
+  it, each epoch is one parallel ``loss_and_grads`` call plus the compiled update
+  ``descend``. Both use the same chunking and summation order, so they give the same
+  gradients, and both stop at the first non-finite epoch in the same way.
+- Thread safety: Numba's ``workqueue`` threading layer (what numba falls back to when
+  neither TBB nor OpenMP is available) aborts the process if two Python threads run
+  parallel kernels at once. Every parallel kernel call made here holds ``_LOCK``, which
+  works with any threading layer; the kernels release the GIL, so other Python threads
+  keep running meanwhile (parallel kernels run one at a time, serial ones concurrently).
+  Code that calls ``fusedmlp.kernels`` directly bypasses the lock.
+- Threads: the kernels use ``numba.get_num_threads()`` threads; this module never
+  changes it (``numba.set_num_threads`` / ``NUMBA_NUM_THREADS`` are respected), and the
+  results do not depend on it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from . import kernels as _k
+
+_LOCK = threading.Lock()
+
+STATUS = {
+    _k.OK: "ok",
+    _k.NONFINITE_GRADS: "non-finite loss or gradients",
+    _k.UPDATE_OVERFLOW: "update overflowed",
+}
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise AssertionError(f"fusedmlp._compiled: {what}; validation should have caught this")
+
+
+def _float_dtype(X: np.ndarray) -> type:
+    """np.float32 or np.float64 (native byte order) for X's dtype."""
+    ok = X.dtype.kind == "f" and X.dtype.itemsize in (4, 8)
+    _check(ok, f"X must be float32 or float64, got {X.dtype}")
+    return np.float32 if X.dtype.itemsize == 4 else np.float64
+
+
+def _writable(a: np.ndarray) -> np.ndarray:
+    return a if a.flags.writeable else a.copy()
+
+
+def _prepare(params: dict, X: np.ndarray, Y: np.ndarray | None = None, writable=False):
+    """(W1, b1, W2, b2, X, Y) C-contiguous in X's dtype, shapes checked."""
+    _check(isinstance(X, np.ndarray) and X.ndim == 2, "X must be a 2-D array")
+    dtype = _float_dtype(X)
+    X = np.ascontiguousarray(X, dtype=dtype)
+    n_x, m = X.shape
+    _check(n_x >= 1 and m >= 1, f"X must have at least one row and one column, got {X.shape}")
+    W1, b1, W2, b2 = (
+        np.ascontiguousarray(params[k], dtype=dtype) for k in ("W1", "b1", "W2", "b2")
+    )
+    if writable:
+        W1, b1, W2, b2 = (_writable(a) for a in (W1, b1, W2, b2))
+    n_h = W1.shape[0] if W1.ndim == 2 else 0
+    n_y = W2.shape[0] if W2.ndim == 2 else 0
+    _check(n_h >= 1 and W1.shape == (n_h, n_x), f"W1 must be (n_h, {n_x}), got {W1.shape}")
+    _check(b1.shape == (n_h, 1), f"b1 must be ({n_h}, 1), got {b1.shape}")
+    _check(n_y >= 1 and W2.shape == (n_y, n_h), f"W2 must be (n_y, {n_h}), got {W2.shape}")
+    _check(b2.shape == (n_y, 1), f"b2 must be ({n_y}, 1), got {b2.shape}")
+    if Y is not None:
+        _check(isinstance(Y, np.ndarray), "Y must be an array")
+        Y = np.ascontiguousarray(Y, dtype=dtype)
+        _check(Y.shape == (n_y, m), f"Y must be ({n_y}, {m}), got {Y.shape}")
+    return W1, b1, W2, b2, X, Y
+
+
+def _codes(activation: str, loss: str | None = None) -> tuple[int, int]:
+    _check(activation in _k.ACTIVATIONS, f"unknown activation {activation!r}")
+    _check(loss is None or loss in _k.LOSSES, f"unknown loss {loss!r}")
+    return _k.ACTIVATIONS[activation], _k.LOSSES.get(loss, 0)
+
+
+def _scratch(W1: np.ndarray, W2: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """(grad, partials) float64 for loss_and_grads: O(chunks x params), never O(m)."""
+    width = _k.n_params(W1.shape[1], W1.shape[0], W2.shape[0]) + 1
+    return np.empty(width), np.empty((_k.n_chunks(m), width))
+
+
+def _unpack(grad: np.ndarray, W1: np.ndarray, W2: np.ndarray) -> dict:
+    n_h, n_x = W1.shape
+    n_y = W2.shape[0]
+    ends = np.cumsum([n_h * n_x, n_h, n_y * n_h, n_y])
+    dW1, db1, dW2, db2 = np.split(grad[: ends[-1]], ends[:-1])
+    return {
+        "dW1": dW1.reshape(n_h, n_x),
+        "db1": db1.reshape(n_h, 1),
+        "dW2": dW2.reshape(n_y, n_h),
+        "db2": db2.reshape(n_y, 1),
+    }
+
+
+def loss_and_grads(
+    params: dict, X: np.ndarray, Y: np.ndarray, activation: str = "sigmoid", loss: str = "mse"
+) -> tuple[float, dict]:
+    """Loss and gradients in one fused parallel pass over the samples.
+
+    Parameters
+    ----------
+    params : dict
+        "W1" (n_h, n_x), "b1" (n_h, 1), "W2" (n_y, n_h), "b2" (n_y, 1).
+    X, Y : ndarray
+        (n_x, m) and (n_y, m), float32 or float64 (X's dtype decides), any layout.
+    activation, loss : str
+        A key of ``kernels.ACTIVATIONS`` / ``kernels.LOSSES``.
+
+    Returns
+    -------
+    (loss, {"dW1", "db1", "dW2", "db2"}): a Python float and float64 arrays shaped like
+    the parameters (float64 even for float32 data: the sums are accumulated in float64).
+
+    Examples
+    --------
+    >>> from fusedmlp import reference
+    >>> rng = np.random.default_rng(0)
+    >>> p = {"W1": rng.normal(size=(4, 2)), "b1": np.zeros((4, 1)),
+    ...      "W2": rng.normal(size=(1, 4)), "b2": np.zeros((1, 1))}
+    >>> X, Y = rng.normal(size=(2, 100)), (rng.random((1, 100)) > 0.5) * 1.0
+    >>> L, g = loss_and_grads(p, X, Y)
+    >>> bool(np.isclose(L, reference.loss_and_grads(p, X, Y)[0], rtol=1e-12))
+    True
+    """
+    act, code = _codes(activation, loss)
+    W1, b1, W2, b2, X, Y = _prepare(params, X, Y)
+    grad, partials = _scratch(W1, W2, X.shape[1])
+    with _LOCK:
+        total = _k.loss_and_grads(grad, partials, W1, b1, W2, b2, X, Y, act, code)
+    return float(total), _unpack(grad, W1, W2)
+
+
+def predict_proba(params: dict, X: np.ndarray, activation: str = "sigmoid") -> np.ndarray:
+    """A2 = sigmoid(W2 g(W1 X + b1) + b2), shape (n_y, m), in X's dtype (parallel kernel).
+
+    >>> p = {"W1": np.ones((3, 2)), "b1": np.zeros((3, 1)),
+    ...      "W2": np.zeros((1, 3)), "b2": np.zeros((1, 1))}
+    >>> predict_proba(p, np.zeros((2, 5)))
+    array([[0.5, 0.5, 0.5, 0.5, 0.5]])
+    """
+    act, _ = _codes(activation)
+    W1, b1, W2, b2, X, _ = _prepare(params, X)
+    A2 = np.empty((W2.shape[0], X.shape[1]), X.dtype)
+    with _LOCK:
+        _k.forward(A2, W1, b1, W2, b2, X, act)
+    return A2
+
+
+def train_epochs(
+    params: dict,
+    X: np.ndarray,
+    Y: np.ndarray,
+    activation: str,
+    loss: str,
+    lr: float,
+    n_epochs: int,
+    losses_out: np.ndarray,
+    *,
+    path: str | None = None,
+) -> tuple[int, int]:
+    """Run up to n_epochs of full-batch gradient descent W -= lr dW; (n_done, status).
+
+    Parameters
+    ----------
+    params : dict
+        Updated in place: arrays already C-contiguous, writable and of X's dtype are
+        modified in place; any other entry is replaced by an updated converted copy.
+    X, Y, activation, loss
+        As for ``loss_and_grads``.
+    lr : float
+        Step size.
+    n_epochs : int
+        Epochs to run (the trainer calls this in chunks of epochs for progress).
+    losses_out : ndarray
+        float64, length >= n_epochs: losses_out[e] is the loss before epoch e's update.
+    path : {None, "serial", "parallel"}
+        None picks "serial" (one kernel call for all epochs) for m <= SERIAL_MAX_M and
+        "parallel" (one parallel loss_and_grads per epoch) above; for tests.
+
+    Returns
+    -------
+    (n_done, status): epochs whose update was applied, and ``kernels.OK`` (0),
+    ``NONFINITE_GRADS`` (1: the loss or a gradient of epoch n_done is not finite) or
+    ``UPDATE_OVERFLOW`` (2: epoch n_done's update would make a parameter non-finite).
+    On a non-zero status the parameters are those before epoch n_done (the last finite
+    state) and losses_out[n_done] holds that epoch's loss (maybe inf or NaN).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> p = {"W1": rng.normal(size=(4, 2)), "b1": np.zeros((4, 1)),
+    ...      "W2": rng.normal(size=(1, 4)), "b2": np.zeros((1, 1))}
+    >>> X, Y = rng.normal(size=(2, 100)), (rng.random((1, 100)) > 0.5) * 1.0
+    >>> losses = np.empty(50)
+    >>> train_epochs(p, X, Y, "tanh", "cross_entropy", 0.5, 50, losses)
+    (50, 0)
+    >>> bool(losses[-1] < losses[0])
+    True
+    """
+    act, code = _codes(activation, loss)
+    W1, b1, W2, b2, X, Y = _prepare(params, X, Y, writable=True)
+    n_epochs = int(n_epochs)
+    lr = float(lr)
+    _check(n_epochs >= 0, f"n_epochs must be >= 0, got {n_epochs}")
+    _check(
+        isinstance(losses_out, np.ndarray)
+        and losses_out.ndim == 1
+        and losses_out.dtype == np.float64
+        and losses_out.shape[0] >= n_epochs,
+        f"losses_out must be 1-D float64 of length >= {n_epochs}",
+    )
+    m = X.shape[1]
+    if path is None:
+        path = "serial" if m <= _k.SERIAL_MAX_M else "parallel"
+    _check(path in ("serial", "parallel"), f"unknown path {path!r}")
+    out = losses_out[:n_epochs]
+    direct = out.flags.c_contiguous and out.flags.writeable
+    losses = out if direct else np.empty(n_epochs)
+
+    n_done, status = 0, _k.OK
+    if n_epochs > 0 and path == "serial":
+        partials = np.empty(
+            (_k.n_chunks(m), _k.n_params(X.shape[0], W1.shape[0], W2.shape[0]) + 1)
+        )
+        n_done, status = _k.train_epochs(
+            losses, partials, W1, b1, W2, b2, X, Y, act, code, lr, n_epochs
+        )
+    elif n_epochs > 0:
+        grad, partials = _scratch(W1, W2, m)
+        new = np.empty(grad.shape[0] - 1, X.dtype)
+        for epoch in range(n_epochs):
+            with _LOCK:
+                losses[epoch] = _k.loss_and_grads(grad, partials, W1, b1, W2, b2, X, Y, act, code)
+            status = _k.descend(W1, b1, W2, b2, new, grad, lr)
+            if status != _k.OK:
+                break
+            n_done = epoch + 1
+
+    if not direct:
+        out[:] = losses
+    for key, arr in zip(("W1", "b1", "W2", "b2"), (W1, b1, W2, b2), strict=True):
+        if params[key] is not arr:
+            params[key] = arr
+    return int(n_done), int(status)
+
+
+def sigmoid_yardstick(params: dict, X: np.ndarray) -> float:
+    """Time-only kernel: the network's n_h + n_y sigmoids per sample and nothing else.
+
+    Its run time is the floor an epoch of the sigmoid network can approach; returns the
+    sum of the sigmoids (a number with no meaning).
+    """
+    W1, b1, W2, b2, X, _ = _prepare(params, X)
+    partials = np.empty((_k.n_chunks(X.shape[1]), 1))
+    with _LOCK:
+        return float(_k.sigmoid_yardstick(partials, W1, b1, W2, b2, X))

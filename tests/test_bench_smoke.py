@@ -1,0 +1,201 @@
+"""Every benchmark workload runs once, untimed, at a tiny size, and computes the right thing.
+
+The suite in bench/ is only run on request (``python -m pytest bench``); this keeps its
+code from rotting in between. The JAX and torch twins are checked against the reference
+here, value by value, so the benchmarks compare like with like. Peer tests skip when the
+library is absent; compiled ones while ``fusedmlp._compiled`` lacks what they call.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from fusedmlp import reference
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+
+
+def _load(name):
+    # by file, not by putting bench/ on sys.path, so bench's modules cannot shadow
+    # anything of tests/
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, os.path.join(BENCH, name + ".py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # workloads does "import peers"
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+peers = _load("peers")
+W = _load("workloads")
+
+M, EPOCHS = 1000, 10
+TOL = {"float64": 1e-12, "float32": 2e-5}  # relative, on values of order 0.1 to 1
+
+
+@pytest.fixture(scope="module")
+def data():
+    out = {}
+    for name, dt in W.DTYPES.items():
+        X, Y = W.make_data(M, dt)
+        out[name] = (X, Y, W.make_params(dt))
+    return out
+
+
+def _need(impl):
+    if impl == "compiled":
+        reason = W.missing_compiled("train_epochs", "predict_proba")
+        if reason:
+            pytest.skip(reason)
+    elif impl in ("torch", "torch_compile", "jax"):
+        pytest.importorskip("jax" if impl == "jax" else "torch")
+
+
+def _close(a, b, dtype, what):
+    # float32 gradients are small differences of O(1) terms: compare on the scale of
+    # the largest entry, not entry by entry
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    scale = max(np.abs(b).max(), 1e-300)
+    err = np.abs(a - b).max() / scale
+    assert err <= TOL[dtype], f"{what}: max error {err:.2e} of scale {scale:.2e}"
+
+
+# ---------------------------------------------------------------------------
+# peers agree with the reference: loss and every gradient
+
+
+@pytest.mark.parametrize("peer", ["jax", "torch"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_peer_loss_and_grads_match_reference(data, peer, dtype):
+    _need(peer)
+    X, Y, p = data[dtype]
+    # a starting point away from the symmetric init, so every gradient is sizeable
+    rng = np.random.default_rng(0)
+    p = {k: (v + rng.normal(size=v.shape)).astype(v.dtype) for k, v in p.items()}
+    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+    p64 = {k: v.astype(np.float64) for k, v in p.items()}
+    L_ref, g_ref = reference.loss_and_grads(p64, X64, Y64, "sigmoid", "mse")
+    f = peers.jax_loss_and_grads if peer == "jax" else peers.torch_loss_and_grads
+    L, g = f(p, X, Y)
+    _close(L, L_ref, dtype, "loss")
+    assert set(g) == set(g_ref)
+    for k in g_ref:
+        assert g[k].shape == g_ref[k].shape, k
+        assert g[k].dtype == np.dtype(dtype), (k, g[k].dtype)
+        _close(g[k], g_ref[k], dtype, k)
+
+
+# ---------------------------------------------------------------------------
+# P1 runners: 10 epochs give the reference's losses and parameters
+
+
+@pytest.mark.parametrize("impl", ["compiled", "train_numba", "jax"])
+def test_p1_runner_matches_numpy(data, impl):
+    if impl == "train_numba" and W.missing_train_numba():
+        pytest.skip(W.missing_train_numba())
+    _need(impl)
+    X, Y, p = data["float64"]
+    p_ref, L_ref = W.make_p1_numpy(X, Y, p, epochs=EPOCHS)()
+    make = {"compiled": W.make_p1_compiled, "train_numba": W.make_p1_train}.get(
+        impl, W.make_p1_jax
+    )
+    run = make(X, Y, p, epochs=EPOCHS)
+    for _ in range(2):  # each run starts again from p
+        p_out, L = run()
+        np.testing.assert_allclose(L, L_ref, rtol=1e-12)
+        for k in W.NAMES:
+            np.testing.assert_allclose(p_out[k], p_ref[k], rtol=1e-10, atol=1e-15)
+    assert p["W1"][0, 0] == W.make_params()["W1"][0, 0]  # the input was not modified
+
+
+# ---------------------------------------------------------------------------
+# P2 epoch runners: the same losses as the reference, epoch after epoch
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("impl", ["numpy", "compiled", "torch", "torch_compile", "jax"])
+def test_epoch_runner_matches_reference(data, impl, dtype):
+    _need(impl)
+    X, Y, p = data[dtype]
+    if impl == "torch_compile":
+        # backend="eager" traces with dynamo but skips inductor's C++ build (~20 s cold);
+        # the benchmark itself uses inductor
+        run = W.make_epoch_torch_compile(X, Y, p, backend="eager")
+    else:
+        run = W.EPOCH_MAKERS[impl](X, Y, p)
+    q = {k: v.astype(np.float64) for k, v in p.items()}
+    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+    for _ in range(3):
+        L_ref, g = reference.loss_and_grads(q, X64, Y64, "sigmoid", "mse")
+        for k in W.NAMES:
+            q[k] = q[k] - W.LR * g["d" + k]
+        _close(run(), L_ref, dtype, "loss")
+
+
+def test_epoch_runners_leave_params_alone(data):
+    X, Y, p = data["float64"]
+    before = {k: v.copy() for k, v in p.items()}
+    W.make_epoch_numpy(X, Y, p)()
+    if not W.missing_compiled("train_epochs"):
+        W.make_epoch_compiled(X, Y, p)()
+    for k in W.NAMES:
+        np.testing.assert_array_equal(p[k], before[k])
+
+
+# ---------------------------------------------------------------------------
+# forward, yardstick, memory and start-up probes
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_forward_runners(data, dtype):
+    _need("compiled")
+    X, _, p = data[dtype]
+    A2 = W.make_forward_compiled(X, p)()
+    expect = W.make_forward_numpy(X.astype(np.float64), data["float64"][2])()
+    assert A2.dtype == np.dtype(dtype)
+    _close(A2, expect, dtype, "A2")
+
+
+def test_yardstick_is_the_sum_of_the_sigmoids(data):
+    if W.yardstick_fn() is None:
+        pytest.skip("no sigmoid yardstick kernel")
+    X, _, p = data["float64"]
+    expect = sum(
+        reference.sigmoid(p[w][u, 0] * X[0] + p[b][u, 0]).sum()
+        for w, b in (("W1", "b1"), ("W2", "b2"))
+        for u in range(p[w].shape[0])
+    )
+    np.testing.assert_allclose(W.make_yardstick(X, p)(), expect, rtol=1e-12)
+
+
+def test_memory_probe():
+    # warmed up on 2 x SERIAL_MAX_M samples (the parallel path, as m takes)
+    m = 200_000
+    data = 3 * m * 8
+    res = {
+        impl: W.run_memory_probe(impl, m, "float64")
+        for impl in ("numpy", "compiled")
+        if impl == "numpy" or not W.missing_compiled("train_epochs")
+    }
+    for r in res.values():
+        assert r["data_bytes"] == data
+        assert r["peak_bytes"] >= r["rss_before_bytes"] > data
+    if res["numpy"]["peak_reset"]:
+        # the reference holds Z1, A1, delta1 (4 x m each) and more: several times the data
+        assert res["numpy"]["growth_bytes"] > data
+        if "compiled" in res:
+            assert res["compiled"]["growth_bytes"] < res["numpy"]["growth_bytes"]
+
+
+def test_startup_probe():
+    _need("compiled")
+    # the numba cache as it is; 40_000 samples take the parallel path (> SERIAL_MAX_M)
+    res = W.run_startup_probe(None, planar_epochs=EPOCHS, big_m=40_000)
+    assert res["import_s"] <= res["import_to_first_epoch_s"] <= res["total_s"]
+    for key in ("float64_first_epoch_parallel_s", "float32_first_predict_s", "planar_train_s"):
+        assert 0 <= res[key] <= res["total_s"], key
