@@ -336,7 +336,13 @@ def test_divergence_nonfinite_loss_keeps_last_finite_params(data, backend):
     lr = 1e150
     with np.errstate(all="ignore"), pytest.raises(fusedmlp.TrainingDiverged) as info:
         fusedmlp.train(
-            X, Y, init=init, activation="relu", loss="cross_entropy", lr=lr, epochs=50,
+            X,
+            Y,
+            init=init,
+            activation="relu",
+            loss="cross_entropy",
+            lr=lr,
+            epochs=50,
             backend=backend,
         )
     e = info.value
