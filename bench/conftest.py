@@ -87,6 +87,7 @@ _RATIOS = {
     "P1 numpy / compiled": ("P1/numpy", "P1/compiled"),
     "P1 jax / compiled": ("P1/jax", "P1/compiled"),
     "P1 train(backend=numba) / compiled": ("P1/train_numba", "P1/compiled"),
+    "P1 train, callback every 100 epochs / compiled": ("P1/train_logged", "P1/compiled"),
 }
 for _m in ("1e6", "1e7"):
     _g = f"P2-{_m}"

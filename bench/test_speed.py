@@ -120,11 +120,12 @@ def planar():
 
 
 @P1
-@pytest.mark.parametrize("impl", ["numpy", "compiled", "train_numba", "jax"])
+@pytest.mark.parametrize("impl", ["numpy", "compiled", "train_numba", "train_logged", "jax"])
 def test_P1(benchmark, medians, planar, impl):
     """numpy: fusedmlp.train(backend="numpy"); compiled: _compiled.train_epochs directly;
-    train_numba: fusedmlp.train(backend="numba"), the public path with its validation."""
-    if impl == "train_numba" and W.missing_train_numba():
+    train_numba: fusedmlp.train(backend="numba"), the public path with its validation;
+    train_logged: the same with a callback every 100 epochs (progress reporting)."""
+    if impl in ("train_numba", "train_logged") and W.missing_train_numba():
         pytest.skip(W.missing_train_numba())
     _need(impl)
     X, Y, p, final = planar
@@ -132,6 +133,7 @@ def test_P1(benchmark, medians, planar, impl):
         "numpy": W.make_p1_numpy,
         "compiled": W.make_p1_compiled,
         "train_numba": W.make_p1_train,
+        "train_logged": W.make_p1_train_logged,
         "jax": W.make_p1_jax,
     }
     if impl == "jax":

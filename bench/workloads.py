@@ -139,6 +139,21 @@ def make_p1_train(X, Y, params, lr=LR, epochs=EPOCHS, backend="numba"):
     return run
 
 
+def make_p1_train_logged(X, Y, params, lr=LR, epochs=EPOCHS):
+    """fusedmlp.train reporting every 100 epochs (a callback, as a progress display would):
+    30 runner calls instead of a few, to show what progress reporting costs."""
+
+    def run():
+        seen = []
+        res = fusedmlp.train(
+            X, Y, init=params, epochs=epochs, lr=lr, log_every=100,
+            callback=lambda epoch, loss, p: seen.append(loss),
+        )  # fmt: skip
+        return res.params, res.losses
+
+    return run
+
+
 def make_p1_numpy(X, Y, params, lr=LR, epochs=EPOCHS):
     """fusedmlp.train(backend="numpy"): the reference loop with its per-epoch checks."""
     return make_p1_train(X, Y, params, lr, epochs, backend="numpy")

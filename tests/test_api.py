@@ -576,13 +576,11 @@ BAD_TRAIN = [
     ("lr inf", _case(lr=math.inf), ValueError, r"lr must be a finite number > 0, got inf"),
     ("lr np.nan32", _case(lr=np.float32("nan")), ValueError, r"lr must be a finite number"),
     ("lr str", _case(lr="0.1"), TypeError, r"lr must be a positive real number"),
-    ("lr None", _case(lr=None), TypeError, r"lr must be a positive real number"),
     ("lr True", _case(lr=True), TypeError, r"lr must be a positive real number"),
     ("lr complex", _case(lr=0.1 + 0j), TypeError, r"lr must be a positive real number"),
     # names
     ("activation typo", _case(activation="sigmod"), ValueError, r"Did you mean 'sigmoid'\?"),
     ("activation tanhh", _case(activation="tanhh"), ValueError, r"activation 'tanhh'.*'tanh'\?"),
-    ("activation None", _case(activation=None), ValueError, r"unknown activation None"),
     ("loss typo", _case(loss="crossentropy"), ValueError, r"Did you mean 'cross_entropy'\?"),
     ("loss unknown", _case(loss="hinge"), ValueError, r"unknown loss 'hinge'.*'mse'"),
     ("backend unknown", _case(backend="cuda"), ValueError, r"unknown backend 'cuda'.*'numpy'"),
@@ -790,3 +788,13 @@ def test_exotic_float_dtypes_train_in_float64():
     np.testing.assert_array_equal(fusedmlp.predict_proba(p, X), expected)
     res = fusedmlp.train(X, Y, init=p, epochs=2, backend="numpy")
     assert res.params["W1"].dtype == np.float64
+
+
+def test_none_means_the_default(data):
+    # activation, loss and lr default to None so that train(resume=...) can tell "not
+    # given" from a choice; None is the documented default, sigmoid + mse + 0.2
+    X, Y = data
+    a = fusedmlp.train(X, Y, epochs=3, seed=1, activation=None, loss=None, lr=None)
+    b = fusedmlp.train(X, Y, epochs=3, seed=1, activation="sigmoid", loss="mse", lr=0.2)
+    assert (a.activation, a.loss, a.lr) == ("sigmoid", "mse", 0.2)
+    np.testing.assert_array_equal(a.losses, b.losses)

@@ -94,16 +94,18 @@ def test_peer_loss_and_grads_match_reference(data, peer, dtype):
 # P1 runners: 10 epochs give the reference's losses and parameters
 
 
-@pytest.mark.parametrize("impl", ["compiled", "train_numba", "jax"])
+@pytest.mark.parametrize("impl", ["compiled", "train_numba", "train_logged", "jax"])
 def test_p1_runner_matches_numpy(data, impl):
-    if impl == "train_numba" and W.missing_train_numba():
+    if impl in ("train_numba", "train_logged") and W.missing_train_numba():
         pytest.skip(W.missing_train_numba())
     _need(impl)
     X, Y, p = data["float64"]
     p_ref, L_ref = W.make_p1_numpy(X, Y, p, epochs=EPOCHS)()
-    make = {"compiled": W.make_p1_compiled, "train_numba": W.make_p1_train}.get(
-        impl, W.make_p1_jax
-    )
+    make = {
+        "compiled": W.make_p1_compiled,
+        "train_numba": W.make_p1_train,
+        "train_logged": W.make_p1_train_logged,
+    }.get(impl, W.make_p1_jax)
     run = make(X, Y, p, epochs=EPOCHS)
     for _ in range(2):  # each run starts again from p
         p_out, L = run()

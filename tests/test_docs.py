@@ -5,11 +5,13 @@ import doctest
 import pytest
 
 import fusedmlp
-from fusedmlp import _compiled, api, datasets, diagnostics
+from fusedmlp import _compiled, api, checkpoint, datasets, diagnostics, plots, trainer
 
 
 @pytest.mark.parametrize(
-    "module", [api, datasets, diagnostics, _compiled], ids=lambda m: m.__name__
+    "module",
+    [api, trainer, checkpoint, datasets, diagnostics, plots, _compiled],
+    ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module):
     result = doctest.testmod(module, extraglobs={"np": __import__("numpy")})

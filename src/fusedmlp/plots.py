@@ -1,0 +1,512 @@
+"""Pictures of a trained network: decision boundaries, loss curves, hidden-size sweeps.
+
+Everything uses matplotlib's object-oriented API (``Figure`` with an Agg canvas), never
+``pyplot``: no display is needed, no backend is switched and no global state changes, so
+these functions are safe in scripts, tests and servers. Each returns the ``Figure``; pass
+``path`` to also write it as a PNG of exactly ``figsize * dpi`` pixels.
+
+Shapes follow the rest of fusedmlp: X is (n_x, m) and Y is (n_y, m), one sample per
+column; a picture of a decision boundary needs n_x = 2 (the plane) and n_y = 1.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LinearSegmentedColormap, Normalize
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from ._validation import check_activation, check_count, check_params, check_XY
+from .api import accuracy, predict_proba
+from .trainer import TrainResult
+
+__all__ = ["decision_boundary", "loss_curve", "save_png", "sweep_grid"]
+
+# The field uses the middle of RdBu_r (blue = class 0, red = class 1) so it stays light
+# enough for the darker class markers drawn on top to show in either region.
+FIELD_CMAP = LinearSegmentedColormap.from_list(
+    "fusedmlp_field",
+    [
+        (0.0, "#4393c3"),
+        (0.25, "#a6cde3"),
+        (0.5, "#f7f7f7"),
+        (0.75, "#f4a98a"),
+        (1.0, "#d6604d"),
+    ],
+)
+CLASS_COLORS = ("#08306b", "#67000d")  # class 0, class 1: the dark ends of the same hues
+CLASS_MARKERS = ("o", "^")  # shape as well as colour, for readers who can't tell them apart
+MAX_POINTS = 5000  # beyond this a scatter is a smear and slow to draw
+FIGSIZE = (6.4, 4.8)
+DPI = 100
+
+PathLike = str | os.PathLike
+
+
+def _new_figure(figsize: tuple[float, float], dpi: float) -> Figure:
+    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)  # attaches itself as fig.canvas
+    return fig
+
+
+def save_png(fig: Figure, path: PathLike, *, dpi: float | None = None) -> pathlib.Path:
+    """Write a figure to a PNG file of exactly ``figsize * dpi`` pixels.
+
+    The whole figure is written whatever ``rcParams["savefig.bbox"]`` says (a "tight"
+    setting would crop it to a size that depends on the labels), and the parent folder
+    must already exist.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : str or os.PathLike
+        Where to write; the PNG format is used whatever the suffix.
+    dpi : float, optional
+        Dots per inch; defaults to the figure's own dpi.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> fig = loss_curve([0.7, 0.4, 0.2])
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = save_png(fig, pathlib.Path(d) / "loss.png")
+    ...     p.read_bytes()[:8]
+    b'\\x89PNG\\r\\n\\x1a\\n'
+    """
+    path = pathlib.Path(path)
+    dpi = fig.dpi if dpi is None else float(dpi)
+    fig.savefig(path, format="png", dpi=dpi, bbox_inches=fig.bbox_inches)
+    return path
+
+
+def _check_plane_model(params: object) -> dict:
+    """Validated params of a network with 2 inputs and 1 output, the only ones we can draw."""
+    p = check_params(params)
+    n_h, n_x = p["W1"].shape
+    n_y = p["W2"].shape[0]
+    if n_x != 2:
+        raise ValueError(
+            f"a decision boundary can only be drawn for n_x = 2 inputs (points in the plane), "
+            f"but W1 is {p['W1'].shape}, i.e. n_x = {n_x}; reduce the data to 2 features "
+            "(e.g. two columns or a PCA projection) and train on those."
+        )
+    if n_y != 1:
+        raise ValueError(
+            f"a decision boundary can only be drawn for n_y = 1 output (binary labels 0/1), "
+            f"but W2 is {p['W2'].shape}, i.e. n_y = {n_y}; plot one output at a time by "
+            "keeping one row of W2 and b2."
+        )
+    return p
+
+
+def _subsample(m: int, k: int) -> np.ndarray:
+    """Sorted indices of min(m, k) samples, the same ones on every call."""
+    if m <= k:
+        return np.arange(m)
+    return np.sort(np.random.default_rng(0).choice(m, size=k, replace=False))
+
+
+def _grid_limits(x: np.ndarray) -> tuple[float, float]:
+    lo, hi = float(x.min()), float(x.max())
+    pad = max(0.05 * (hi - lo), 0.5)
+    return lo - pad, hi + pad
+
+
+def decision_boundary(
+    params: dict,
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    activation: str = "sigmoid",
+    path: PathLike | None = None,
+    title: str | None = None,
+    resolution: int = 300,
+    ax: Axes | None = None,
+    figsize: tuple[float, float] = FIGSIZE,
+    dpi: float = DPI,
+    max_points: int = MAX_POINTS,
+    colorbar: bool = True,
+    legend: bool = True,
+) -> Figure:
+    """Draw the data over the network's probability field P(y = 1 | x) = A2.
+
+    The field is evaluated with ``fusedmlp.predict_proba`` (the compiled forward kernel)
+    on a ``resolution x resolution`` grid covering the data plus a margin (5% of each
+    axis' span, at least 0.5), drawn blue (P = 0) to red (P = 1) with the decision
+    boundary P = 0.5 as a black line. Samples are drawn by label (Y > 0.5), class 0 as
+    dark blue circles and class 1 as dark red triangles; above ``max_points`` samples a
+    fixed random subset of that size is drawn (the accuracy still uses all of them).
+
+    Parameters
+    ----------
+    params : dict
+        Trained {"W1", "b1", "W2", "b2"} of a network with n_x = 2 and n_y = 1.
+    X : array (2, m)
+        Samples, one per column.
+    Y : array (1, m) or (m,)
+        Labels 0/1.
+    activation : {"sigmoid", "tanh", "relu"}
+        The hidden activation the network was trained with.
+    path : str or os.PathLike, optional
+        Also write the whole figure to this PNG file.
+    title : str, optional
+        Replaces the default title "n_x-n_h-n_y network, <activation>: accuracy N%".
+    resolution : int
+        Grid points per axis (>= 2).
+    ax : matplotlib.axes.Axes, optional
+        Draw into this axes (e.g. a panel of a larger figure) instead of a new figure;
+        ``figsize`` and ``dpi`` are then ignored.
+    figsize : (float, float)
+        Size of a new figure in inches; the PNG is ``figsize * dpi`` pixels (640 x 480).
+    dpi : float
+        Dots per inch of a new figure and of the PNG.
+    max_points : int
+        Most samples drawn (>= 1).
+    colorbar, legend : bool
+        Draw the colour bar and the class legend (a grid of panels shares one of each).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn into (``ax.figure`` when ``ax`` is given).
+
+    Raises
+    ------
+    ValueError
+        If the network does not have 2 inputs and 1 output, or X, Y do not match it.
+
+    Examples
+    --------
+    >>> import fusedmlp
+    >>> X, Y = fusedmlp.datasets.planar(m=40)
+    >>> res = fusedmlp.train(X, Y, hidden=3, epochs=20, seed=2)
+    >>> fig = decision_boundary(res.params, X, Y, activation=res.activation)
+    >>> fig.axes[0].get_xlabel(), fig.axes[1].get_ylabel()
+    ('x1', 'P(y = 1)')
+    """
+    p = _check_plane_model(params)
+    activation = check_activation(activation)
+    resolution = check_count("resolution", resolution, minimum=2)
+    max_points = check_count("max_points", max_points, minimum=1)
+    X, Y = check_XY(X, Y, "mse", n_x=2)
+    if Y.shape[0] != 1:
+        raise ValueError(
+            f"Y must have one row of 0/1 labels, shape (1, m), got shape {Y.shape}; "
+            "a decision boundary is drawn for a single binary output."
+        )
+
+    if ax is None:
+        fig = _new_figure(figsize, dpi)
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+
+    (x_lo, x_hi), (y_lo, y_hi) = _grid_limits(X[0]), _grid_limits(X[1])
+    gx = np.linspace(x_lo, x_hi, resolution)
+    gy = np.linspace(y_lo, y_hi, resolution)
+    GX, GY = np.meshgrid(gx, gy)  # row i is gy[i], column j is gx[j]
+    grid = np.vstack([GX.ravel(), GY.ravel()])
+    P = predict_proba(p, grid, activation=activation).reshape(resolution, resolution)
+
+    norm = Normalize(vmin=0.0, vmax=1.0)
+    image = ax.imshow(
+        P,
+        origin="lower",
+        extent=(x_lo, x_hi, y_lo, y_hi),
+        cmap=FIELD_CMAP,
+        norm=norm,
+        interpolation="bilinear",
+        aspect="auto",
+    )
+    if P.min() < 0.5 < P.max():  # contour() warns when the level is never crossed
+        # above the samples: with thousands of them the boundary would vanish underneath
+        ax.contour(GX, GY, P, levels=[0.5], colors="k", linewidths=1.5, zorder=4)
+
+    keep = _subsample(X.shape[1], max_points)
+    Xs, labels = X[:, keep], Y[0, keep] > 0.5
+    dense = len(keep) > 1000
+    # white rims separate sparse markers from the field; dense ones would merge into white
+    size, rim = (7, 0.0) if dense else (22, 0.5)
+    for c in (0, 1):
+        pts = Xs[:, labels == bool(c)]
+        ax.scatter(
+            pts[0],
+            pts[1],
+            s=size,
+            c=CLASS_COLORS[c],
+            marker=CLASS_MARKERS[c],
+            edgecolors="white",
+            linewidths=rim,
+            label=f"class {c}",
+            zorder=3,
+        )
+
+    ax.set_xlim(x_lo, x_hi)
+    ax.set_ylim(y_lo, y_hi)
+    ax.set_xlabel("x1")
+    ax.set_ylabel("x2")
+    if title is None:
+        acc = accuracy(p, X, Y, activation=activation)
+        n_h = p["W1"].shape[0]
+        title = f"2-{n_h}-1 network, {activation}: accuracy {100 * acc:.1f}%"
+    ax.set_title(title)
+    if colorbar:
+        fig.colorbar(image, ax=ax, label="P(y = 1)", ticks=[0, 0.25, 0.5, 0.75, 1])
+    if legend:
+        # below the axes, so it never hides a sample
+        ax.legend(
+            handles=_legend_handles(ax),
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.13),
+            ncol=3,
+            frameon=False,
+            markerscale=2.0 if dense else 1.3,
+        )
+    if path is not None:
+        save_png(fig, path)
+    return fig
+
+
+def _legend_handles(ax: Axes) -> list:
+    handles, _ = ax.get_legend_handles_labels()
+    return [*handles, Line2D([], [], color="k", lw=1.5, label="P = 0.5")]
+
+
+def loss_curve(
+    losses: Sequence[float] | np.ndarray,
+    *,
+    path: PathLike | None = None,
+    stop_epoch: int | None = None,
+    title: str | None = None,
+    ax: Axes | None = None,
+    figsize: tuple[float, float] = FIGSIZE,
+    dpi: float = DPI,
+) -> Figure:
+    """Plot the training loss against the epoch on a log scale.
+
+    ``losses[i]`` is drawn at epoch i. A loss can be exactly 0 (a perfect fit), which a
+    log axis cannot show: values <= 0 are drawn at a floor one decade below the smallest
+    positive loss (1e-16 when none is positive), so the axis keeps a sensible range and
+    the curve visibly bottoms out there. NaN values leave a gap.
+
+    Parameters
+    ----------
+    losses : 1-D array-like of float
+        One loss per epoch, e.g. ``TrainResult.losses``; at least one.
+    path : str or os.PathLike, optional
+        Also write the whole figure to this PNG file.
+    stop_epoch : int, optional
+        Draw a dashed vertical line at this epoch, labelled "early stop (epoch N)";
+        between 0 and ``len(losses)``.
+    title : str, optional
+        Replaces the default title "training loss (final ...)".
+    ax : matplotlib.axes.Axes, optional
+        Draw into this axes instead of a new figure.
+    figsize : (float, float)
+        Size of a new figure in inches.
+    dpi : float
+        Dots per inch of a new figure and of the PNG.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        If ``losses`` is empty or not 1-D, or ``stop_epoch`` is outside the curve.
+
+    Examples
+    --------
+    >>> fig = loss_curve([0.69, 0.5, 0.3, 0.31], stop_epoch=2)
+    >>> ax = fig.axes[0]
+    >>> ax.get_yscale(), ax.get_legend().get_texts()[1].get_text()
+    ('log', 'early stop (epoch 2)')
+    """
+    try:
+        L = np.array(losses, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"losses must be a 1-D sequence of numbers: {exc}") from exc
+    if L.ndim != 1:
+        raise ValueError(
+            f"losses must be 1-D (one loss per epoch), got shape {L.shape}; "
+            "pass np.ravel(losses) if it holds a single curve."
+        )
+    if L.size == 0:
+        raise ValueError("losses is empty: nothing to plot; train for at least one epoch.")
+    if stop_epoch is not None:
+        stop_epoch = check_count("stop_epoch", stop_epoch, minimum=0)
+        if stop_epoch > L.size:
+            raise ValueError(
+                f"stop_epoch={stop_epoch} is past the end of the curve: losses has "
+                f"{L.size} epochs (0 to {L.size - 1})."
+            )
+
+    positive = L[L > 0]
+    floor = positive.min() / 10 if positive.size else 1e-16
+    with np.errstate(invalid="ignore"):  # NaN compares False and stays NaN
+        L = np.where(L > 0, L, np.where(np.isnan(L), np.nan, floor))
+
+    if ax is None:
+        fig = _new_figure(figsize, dpi)
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    epochs = np.arange(L.size)
+    ax.plot(epochs, L, color="C0", lw=1.5, marker="o" if L.size == 1 else None, label="loss")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.grid(True, which="major", alpha=0.3)
+    if stop_epoch is not None:
+        ax.axvline(
+            stop_epoch, color="C3", ls="--", lw=1.2, label=f"early stop (epoch {stop_epoch})"
+        )
+        ax.legend(loc="upper right")
+    if title is None:
+        last = L[~np.isnan(L)]
+        title = f"training loss (final {last[-1]:.4g})" if last.size else "training loss"
+    ax.set_title(title)
+    if path is not None:
+        save_png(fig, path)
+    return fig
+
+
+def _unpack(item: object, i: int) -> tuple[dict, str]:
+    """(params, activation) from a TrainResult or a (hidden_size, params, activation)."""
+    if isinstance(item, TrainResult):
+        return item.params, item.activation
+    if isinstance(item, (tuple, list)) and len(item) == 3:
+        n_h, params, activation = item
+        p = check_params(params)
+        if check_count("hidden_size", n_h, minimum=1) != p["W1"].shape[0]:
+            raise ValueError(
+                f"results[{i}] says hidden_size={n_h} but its W1 is {p['W1'].shape}, "
+                f"i.e. {p['W1'].shape[0]} hidden units."
+            )
+        return params, activation
+    raise TypeError(
+        f"results[{i}] must be a TrainResult or a (hidden_size, params, activation) "
+        f"tuple, got {type(item).__name__}."
+    )
+
+
+def sweep_grid(
+    results: Sequence[TrainResult | tuple[int, dict, str]],
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    path: PathLike | None = None,
+    ncols: int = 3,
+    resolution: int = 150,
+    panel_size: tuple[float, float] = (3.2, 2.9),
+    dpi: float = DPI,
+) -> Figure:
+    """One decision-boundary panel per trained network: the hidden-layer-size experiment.
+
+    Panels follow the order of ``results``, ``ncols`` to a row, each titled with its
+    hidden size and accuracy ("n_h = 5: 91.2%"); they share one colour bar and one
+    legend, and a table under the grid lists n_h, activation and accuracy of each.
+
+    Parameters
+    ----------
+    results : sequence of TrainResult or (hidden_size, params, activation)
+        The networks to compare, all with 2 inputs and 1 output, trained on X, Y.
+    X : array (2, m)
+    Y : array (1, m) or (m,)
+    path : str or os.PathLike, optional
+        Also write the whole figure to this PNG file.
+    ncols : int
+        Panels per row (>= 1).
+    resolution : int
+        Grid points per axis in each panel.
+    panel_size : (float, float)
+        Inches per panel; the figure adds room for the table.
+    dpi : float
+        Dots per inch of the figure and of the PNG.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The panels are the axes that hold an image, in the order of ``results``.
+
+    Examples
+    --------
+    >>> import fusedmlp
+    >>> X, Y = fusedmlp.datasets.planar(m=40)
+    >>> runs = [fusedmlp.train(X, Y, hidden=h, epochs=20, seed=2) for h in (1, 2)]
+    >>> fig = sweep_grid(runs, X, Y)
+    >>> [ax.get_title()[:7] for ax in fig.axes if ax.images]
+    ['n_h = 1', 'n_h = 2']
+    """
+    if isinstance(results, TrainResult) or not isinstance(results, Sequence):
+        raise TypeError(
+            "results must be a list of TrainResult or (hidden_size, params, activation) "
+            f"tuples, got {type(results).__name__}; wrap a single result as [result]."
+        )
+    if len(results) == 0:
+        raise ValueError("results is empty: pass at least one trained network.")
+    ncols = min(check_count("ncols", ncols, minimum=1), len(results))
+    nrows = math.ceil(len(results) / ncols)
+    models = [_unpack(item, i) for i, item in enumerate(results)]
+    X, Y = check_XY(X, Y, "mse", n_x=2)
+
+    table_h = 0.35 + 0.22 * 3  # header and three rows, in inches
+    fig = _new_figure((panel_size[0] * ncols + 1.0, panel_size[1] * nrows + table_h), dpi)
+    outer = fig.add_gridspec(2, 1, height_ratios=[panel_size[1] * nrows, table_h])
+    cells = outer[0].subgridspec(nrows, ncols)
+    panels, rows = [], []
+    for i, (params, activation) in enumerate(models):
+        ax = fig.add_subplot(cells[i // ncols, i % ncols])
+        p = _check_plane_model(params)
+        n_h = p["W1"].shape[0]
+        acc = accuracy(p, X, Y, activation=activation)
+        decision_boundary(
+            p,
+            X,
+            Y,
+            activation=activation,
+            title=f"n_h = {n_h}: {100 * acc:.1f}%",
+            resolution=resolution,
+            ax=ax,
+            colorbar=False,
+            legend=False,
+        )
+        ax.title.set_fontsize("medium")
+        if i % ncols:
+            ax.set_ylabel("")
+        if i + ncols < len(models):
+            ax.set_xlabel("")
+        panels.append(ax)
+        rows.append((str(n_h), activation, f"{100 * acc:.1f}%"))
+
+    fig.colorbar(panels[0].images[0], ax=panels, label="P(y = 1)", shrink=0.9)
+    fig.legend(
+        handles=_legend_handles(panels[0]), loc="outside upper center", ncol=3, markerscale=1.3
+    )
+
+    tab_ax = fig.add_subplot(outer[1])
+    tab_ax.set_axis_off()
+    table = tab_ax.table(
+        cellText=[list(col) for col in zip(*rows, strict=True)],
+        rowLabels=["n_h", "activation", "accuracy"],
+        cellLoc="center",
+        bbox=(0.14, 0.05, 0.78, 0.9),  # leaves room on the left for the row labels
+    )
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    if path is not None:
+        save_png(fig, path)
+    return fig
