@@ -86,6 +86,9 @@ def save(path: str | os.PathLike, result: TrainResult) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a saved model is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -95,7 +98,7 @@ def save(path: str | os.PathLike, result: TrainResult) -> Path:
 
 def _bad(path, why: str) -> ValueError:
     return ValueError(
-        f"{path} is not a readable fusedmlp checkpoint: {why}. It may be truncated, "
+        f"{path} is not a readable fusedmlp checkpoint: {why.rstrip('.')}. It may be truncated, "
         "damaged or written by another program; save it again with fusedmlp.save."
     )
 
@@ -118,6 +121,8 @@ def load(path: str | os.PathLike) -> TrainResult:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    if not zipfile.is_zipfile(path):
+        raise _bad(path, "it is not an .npz (zip) file")
     try:
         with np.load(path, allow_pickle=False) as npz:
             names = set(npz.files)

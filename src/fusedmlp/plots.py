@@ -22,6 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import LogFormatter
 
 from ._validation import check_activation, check_count, check_params, check_XY
 from .api import accuracy, predict_proba
@@ -284,6 +285,13 @@ def _legend_handles(ax: Axes) -> list:
     return [*handles, Line2D([], [], color="k", lw=1.5, label="P = 0.5")]
 
 
+class _PlainLog(LogFormatter):
+    """Log-axis labels as short plain numbers: 0.25, 0.003, 1e-05."""
+
+    def _num_to_string(self, x, vmin, vmax):
+        return f"{x:.3g}"
+
+
 def loss_curve(
     losses: Sequence[float] | np.ndarray,
     *,
@@ -366,7 +374,12 @@ def loss_curve(
         fig = ax.figure
     epochs = np.arange(L.size)
     ax.plot(epochs, L, color="C0", lw=1.5, marker="o" if L.size == 1 else None, label="loss")
-    ax.set_yscale("log")
+    with np.errstate(over="ignore"):  # huge losses: matplotlib's log transform overflows
+        ax.set_yscale("log")
+    # plain numbers (0.25, 0.22) rather than 2.5 x 10^-1 on the narrow ranges losses span;
+    # LogFormatter still decides which minor ticks get a label
+    ax.yaxis.set_major_formatter(_PlainLog(labelOnlyBase=False))
+    ax.yaxis.set_minor_formatter(_PlainLog(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.grid(True, which="major", alpha=0.3)
