@@ -20,7 +20,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from . import __version__, datasets
+from . import __version__, datasets, scaling
 from .api import accuracy, predict, predict_proba
 from .checkpoint import load, save
 from .diagnostics import explain
@@ -747,7 +747,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fusedmlp {__version__}")
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="{train,sweep,explain,predict}"
+        dest="command", required=True, metavar="{train,sweep,explain,predict,scale}"
     )
 
     t = sub.add_parser(
@@ -845,6 +845,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--backend", choices=["numba", "numpy"], default="numba")
     p.set_defaults(func=_cmd_predict)
+
+    scaling.add_parser(sub, formatter_class=_Formatter)
     return parser
 
 
