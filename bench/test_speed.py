@@ -20,6 +20,7 @@ Groups:
                  (numpy reference, _compiled.train_epochs, fusedmlp.train(backend="numba"),
                  JAX with the whole loop in one jit)
     P2-1e6/1e7   one epoch (forward, loss, backward, update) at m = 10^6 / 10^7
+    m-1e3..1e5   the same epoch at smaller m, numpy and compiled, float64 and float32
     forward      predict_proba at m = 10^6
     yardstick    only the network's 5 sigmoids per sample: the floor for an epoch
     memory       peak RSS of one m-sample epoch beyond the data (fresh process)
@@ -178,6 +179,30 @@ def test_P2_epoch(benchmark, medians, m, impl, dtype):
 
         benchmark.extra_info["torch_threads"] = peers.torch_threads()
     first = _time(benchmark, medians, run, m, f"P2-{_label(m)}/{impl}-{dtype}", heavy=m >= 10**7)
+    np.testing.assert_allclose(first, _first_loss(m), rtol=RTOL[dtype])
+
+
+# ---------------------------------------------------------------------------
+# m sweep: one epoch from 10^3 to 10^5 samples, both backends and dtypes (P2 has 10^6 and
+# 10^7; `fusedmlp scale` goes further, one process per point, with memory)
+
+SWEEP_CASES = [(i, d) for i in ("numpy", "compiled") for d in ("float64", "float32")]
+
+
+@pytest.mark.parametrize(("impl", "dtype"), SWEEP_CASES, ids=[f"{i}-{d}" for i, d in SWEEP_CASES])
+@pytest.mark.parametrize(
+    "m",
+    [
+        pytest.param(10**k, id=f"1e{k}", marks=pytest.mark.benchmark(group=f"m-1e{k}"))
+        for k in (3, 4, 5)
+    ],
+)
+def test_m_sweep(benchmark, medians, m, impl, dtype):
+    _need(impl)
+    X, Y, p = _data(m, dtype)
+    first = _time(
+        benchmark, medians, W.EPOCH_MAKERS[impl](X, Y, p), m, f"m-{_label(m)}/{impl}-{dtype}"
+    )
     np.testing.assert_allclose(first, _first_loss(m), rtol=RTOL[dtype])
 
 
