@@ -303,7 +303,7 @@ def test_load_unknown_name_lists_valid_names():
 
 
 def test_module_exports():
-    assert set(datasets.__all__) == {"DATASETS", "load", *ALL}
+    assert set(datasets.__all__) == {"DATASETS", "load", "write_planar", *ALL}
 
 
 # --------------------------------------------------------------------------- #

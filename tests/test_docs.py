@@ -5,12 +5,12 @@ import doctest
 import pytest
 
 import fusedmlp
-from fusedmlp import _compiled, api, checkpoint, datasets, diagnostics, plots, trainer
+from fusedmlp import _compiled, api, checkpoint, datasets, diagnostics, outofcore, plots, trainer
 
 
 @pytest.mark.parametrize(
     "module",
-    [api, trainer, checkpoint, datasets, diagnostics, plots, _compiled],
+    [api, trainer, checkpoint, datasets, diagnostics, plots, outofcore, _compiled],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module):

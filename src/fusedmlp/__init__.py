@@ -6,7 +6,7 @@ The public surface: ``init_params``, ``train``, ``predict_proba``, ``predict``,
 and the NumPy reference network in ``fusedmlp.reference``.
 """
 
-from . import datasets, reference
+from . import datasets, outofcore, reference
 from .api import accuracy, init_params, predict, predict_proba
 from .checkpoint import load, save
 from .diagnostics import GradcheckReport, explain, gradcheck
@@ -24,6 +24,7 @@ __all__ = [
     "gradcheck",
     "init_params",
     "load",
+    "outofcore",
     "predict",
     "predict_proba",
     "reference",

@@ -9,9 +9,11 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import warnings
 
 import numpy as np
 
+from .outofcore import is_mapped
 from .reference import ACTIVATIONS, LOSSES
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
@@ -87,6 +89,18 @@ def _real_array(name: str, a: object) -> np.ndarray:
     return arr
 
 
+def warn_copy(name: str, a: np.ndarray, why: str) -> None:
+    """A memory-mapped array is about to be copied whole into memory: say so."""
+    if is_mapped(a):
+        warnings.warn(
+            f"{name} is memory-mapped but {why}: it is copied whole into memory "
+            f"({a.nbytes / 2**30:.2f} GiB). Write it as a C-ordered float32 or float64 "
+            f"array, in X's dtype, to train on it in place.",
+            ResourceWarning,
+            stacklevel=4,
+        )
+
+
 def work_dtype(X: np.ndarray) -> np.dtype:
     """float32 data is computed in float32; everything else in float64."""
     return np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
@@ -129,6 +143,7 @@ def check_X(X: object, n_x: int | None = None) -> np.ndarray:
     if X.shape[1] == 0:
         raise ValueError(f"X has no samples (shape {X.shape}): m must be at least 1.")
     if X.dtype not in (np.float32, np.float64):
+        warn_copy("X", X, f"of dtype {X.dtype}")
         X = X.astype(np.float64)  # integers, bools, float16, longdouble
     _scan("X", X, unit_interval=None)
     return X
@@ -179,6 +194,8 @@ def check_XY(X: object, Y: object, loss: str, n_x: int | None = None) -> tuple:
         )
     Xa = check_X(Xa, n_x)
     _scan("Y", Ya, unit_interval="loss='cross_entropy'" if loss == "cross_entropy" else None)
+    if Ya.dtype != work_dtype(Xa):
+        warn_copy("Y", Ya, f"of dtype {Ya.dtype}, not X's {work_dtype(Xa)}")
     return Xa, Ya.astype(work_dtype(Xa), copy=False)
 
 

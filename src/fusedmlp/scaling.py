@@ -79,14 +79,15 @@ MiB, GiB = 1 << 20, 1 << 30
 # The memory model of one point's process, fitted on this project's 2-core machine
 # (numba 0.68, numpy 2.4); the measured columns of a sweep check it anywhere else:
 # - the process before any data: interpreter, numpy, numba and the loaded kernels,
-#   about 160 MiB measured; the margin covers other versions and allocator slack;
+#   about 160 MiB measured with numba's cache warm; with a cold cache, compiling the
+#   kernels (LLVM) peaks at about 1.2 GiB, so the base allows for that;
 # - generating planar(m): X in float64 (16 m bytes) plus up to four float64 temporaries
 #   of m/2 samples (16 m); for float32 the float64 arrays are cast and freed one at a
 #   time, which peaks no higher. Measured 36-38 bytes a sample above the baseline;
 # - an epoch of the NumPy reference allocates temporaries of (n_h, m) again and again:
 #   measured peaks of 8.9 (float64) and 9.0 (float32) times the data above the baseline
 #   at m = 10^6, data included; the compiled epoch allocates O(chunks) scratch only.
-BASE_BYTES = 300 * MiB
+BASE_BYTES = 1536 * MiB
 GEN_BYTES_PER_SAMPLE = 40
 NUMPY_TEMP_FACTOR = 8.5  # temporaries over data: the numpy point needs 9.5 x data
 OUTPUT_BYTES = 16 * MiB  # what the outputs need on disk, with room to spare
@@ -145,9 +146,9 @@ def predict_bytes(backend: str, m: int, dtype: str) -> int:
     ``NUMPY_TEMP_FACTOR`` times it in temporaries for numpy.
 
     >>> predict_bytes("numba", 10**8, "float64") // GiB
-    4
+    5
     >>> predict_bytes("numpy", 10**8, "float64") // GiB
-    21
+    22
     """
     data = data_bytes(m, dtype)
     train = data * (1 + NUMPY_TEMP_FACTOR) if backend == "numpy" else data

@@ -33,6 +33,7 @@ from ._validation import (
     check_lr,
     check_params,
     check_XY,
+    warn_copy,
     work_dtype,
 )
 
@@ -461,6 +462,9 @@ def train(
     p = {k: np.array(p[k], dtype=dtype, order="C") for k in PARAM_NAMES}  # our own copy
     if backend == "numba":
         # once here, not in every runner call: the kernels want C-contiguous data
+        for name, a in (("X", X), ("Y", Y)):
+            if not a.flags.c_contiguous:
+                warn_copy(name, a, "not C-contiguous (a transposed or strided view)")
         X = np.ascontiguousarray(X, dtype=dtype)
         Y = np.ascontiguousarray(Y, dtype=dtype)
 

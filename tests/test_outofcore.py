@@ -1,0 +1,347 @@
+"""Out of core: planar written chunk by chunk, memory-mapped pairs and npz, train on them."""
+
+import doctest
+import os
+import shutil
+import time
+import tracemalloc
+import zipfile
+
+import numpy as np
+import pytest
+
+import fusedmlp
+from fusedmlp import _compiled, datasets, kernels, outofcore
+
+NAMES = ("W1", "b1", "W2", "b2")
+LINUX = os.path.exists("/proc/self/status")
+
+
+def bits(a):
+    return np.ascontiguousarray(a).tobytes()
+
+
+def same_result(a, b):
+    return bits(a.losses) == bits(b.losses) and all(
+        bits(a.params[k]) == bits(b.params[k]) for k in NAMES
+    )
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """write(m, **kw) -> read-only (X, Y) memory maps of planar in tmp_path."""
+
+    def write(m, **kw):
+        return datasets.write_planar(tmp_path / "X.npy", tmp_path / "Y.npy", m, **kw)
+
+    return write
+
+
+# ---------------------------------------------------------------------------
+# what write_planar relies on
+
+
+def test_randn_in_pieces_continues_one_stream():
+    # odd piece sizes leave the polar method's second Gaussian cached between calls
+    whole = np.random.RandomState(7).randn(2001)
+    rng = np.random.RandomState(7)
+    pieces = [rng.randn(k) for k in (1, 3, 2, 5, 990, 1000)]
+    assert bits(np.concatenate(pieces)) == bits(whole)
+    # and a state copied mid-stream (cached Gaussian included) goes on identically
+    rng = np.random.RandomState(7)
+    rng.randn(3)
+    other = np.random.RandomState(0)
+    other.set_state(rng.get_state())
+    assert bits(other.randn(1998)) == bits(whole[3:])
+
+
+@pytest.mark.parametrize("start,stop", [(0.0, 3.12), (3.12, 6.24), (-1.5, 2.0)])
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 4097])
+def test_linspace_part_is_numpys_slice(start, stop, n):
+    full = np.linspace(start, stop, n)
+    for lo, hi in {(0, n), (0, 1), (n - 1, n), (n // 3, n), (n // 3, max(n // 3, 2 * n // 3))}:
+        assert bits(datasets._linspace_part(start, stop, n, lo, hi)) == bits(full[lo:hi])
+
+
+# ---------------------------------------------------------------------------
+# write_planar
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("m,chunk", [(1, 4), (2, 1), (3, 1), (7, 2), (400, 64), (1001, 7),
+                                     (5000, 1024), (5001, 2**22)])  # fmt: skip
+def test_write_planar_equals_planar(pair, m, chunk, dtype):
+    X, Y = pair(m, seed=3, dtype=dtype, chunk=chunk)
+    X0, Y0 = datasets.planar(m, seed=3)
+    assert isinstance(X, np.memmap) and not X.flags.writeable
+    assert X.dtype == dtype and Y.dtype == dtype and X.shape == (2, m) and Y.shape == (1, m)
+    assert bits(X) == bits(X0.astype(dtype))
+    assert bits(Y) == bits(Y0.astype(dtype))
+
+
+def test_write_planar_default_seed_is_the_classic(pair):
+    X, Y = pair(400, dtype="float64", chunk=33)
+    assert float(X[0, 0]) == 1.204442292254319  # planar's documented first value
+
+
+def test_write_planar_memory_is_o_chunk(pair):
+    m, chunk = 10**6, 2**14  # 24 MB of float64 data, 128 KB chunk arrays
+    tracemalloc.start()
+    try:
+        pair(m, dtype="float64", chunk=chunk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * chunk * 8  # a few chunk-sized temporaries, nothing of size m
+
+
+@pytest.mark.skipif(not LINUX, reason="needs /proc")
+def test_write_planar_keeps_pages_unmapped(pair, monkeypatch):
+    # every chunk's pages are released once written: the map of the file never holds
+    # more than a chunk, whatever m is
+    seen = []
+    release = outofcore.release
+
+    def watching(*arrays, **kw):
+        seen.append(outofcore.resident_bytes(arrays[0]))
+        out = release(*arrays, **kw)
+        seen.append(outofcore.resident_bytes(arrays[0]))
+        return out
+
+    monkeypatch.setattr(outofcore, "release", watching)
+    pair(10**5, dtype="float64", chunk=2**11)
+    chunk_pages = 2 * (2**11 * 8 + 4096)  # X's two rows of one chunk, page-rounded
+    assert len(seen) == 2 * 50 and min(seen[::2]) > 0 and max(seen) <= chunk_pages
+    assert max(seen[1::2]) == 0
+
+
+def test_write_planar_refuses_without_disk_space(tmp_path, monkeypatch):
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=10**6))  # 1 MB free
+    with pytest.raises(OSError, match=r"needs 0\.12 GB .* only 0\.00 GB are free"):
+        datasets.write_planar(tmp_path / "X.npy", tmp_path / "Y.npy", 10**7)
+    assert os.listdir(tmp_path) == []
+
+
+def test_write_planar_checks_arguments(tmp_path):
+    with pytest.raises(ValueError, match="float32 or float64"):
+        datasets.write_planar(tmp_path / "X.npy", tmp_path / "Y.npy", 10, dtype="int32")
+    with pytest.raises(ValueError, match="chunk must be an integer >= 1"):
+        datasets.write_planar(tmp_path / "X.npy", tmp_path / "Y.npy", 10, chunk=0)
+    assert os.listdir(tmp_path) == []
+
+
+def test_write_planar_replaces_a_file_still_mapped(pair):
+    old_X, _ = pair(1000, seed=1)
+    before = np.array(old_X)
+    new_X, _ = pair(1000, seed=2)
+    # the old map still reads the old data (a new file was renamed over it)
+    assert bits(old_X) == bits(before) and bits(new_X) != bits(before)
+
+
+# ---------------------------------------------------------------------------
+# train on memory maps
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "m,backend",
+    [(5000, "numba"), (100_000, "numba"), (3000, "numpy")],
+    ids=["serial", "parallel", "numpy"],
+)
+def test_train_on_memmap_is_bit_identical(pair, m, backend, dtype):
+    if backend == "numba":
+        path = "serial" if m <= kernels.SERIAL_MAX_M else "parallel"
+        assert path == ("serial" if m == 5000 else "parallel")
+    X, Y = pair(m, dtype=dtype, chunk=4096)
+    kw = dict(epochs=5, seed=2, lr=0.2, backend=backend)
+    on_disk = fusedmlp.train(X, Y, **kw)
+    in_memory = fusedmlp.train(np.array(X), np.array(Y), **kw)
+    assert on_disk.dtype == dtype
+    assert same_result(on_disk, in_memory)
+
+
+def test_train_minibatch_on_memmap_is_bit_identical(pair):
+    X, Y = pair(3000)
+    kw = dict(epochs=3, seed=2, batch_size=256)
+    assert same_result(fusedmlp.train(X, Y, **kw), fusedmlp.train(np.array(X), np.array(Y), **kw))
+
+
+def test_train_does_not_copy_the_data(pair):
+    X, Y = pair(10**6)  # 12 MB of float32
+    fusedmlp.train(X[:, :1000], Y[:, :1000], epochs=1, seed=2)  # compile outside the trace
+    tracemalloc.start()
+    try:
+        fusedmlp.train(X, Y, epochs=2, seed=2)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < X.nbytes // 8  # the validation scan's slices, never a copy of X or Y
+
+
+def test_read_only_arrays_reach_the_kernels_in_place(pair):
+    X, Y = pair(20_000)
+    p = {k: v.astype(np.float32) for k, v in fusedmlp.init_params(2, 4, 1, seed=0).items()}
+    *_, Xk, Yk = _compiled._prepare(p, X, Y)
+    assert np.shares_memory(Xk, X) and np.shares_memory(Yk, Y) and not Xk.flags.writeable
+
+
+def test_predict_proba_on_memmap(pair):
+    X, Y = pair(30_000)
+    res = fusedmlp.train(np.array(X[:, ::10]), np.array(Y[:, ::10]), epochs=20, seed=2)
+    assert bits(res.predict_proba(X)) == bits(res.predict_proba(np.array(X)))
+
+
+def test_nan_in_the_file_is_found_with_its_position(tmp_path):
+    X, Y = datasets.write_planar(tmp_path / "X.npy", tmp_path / "Y.npy", 600_000)
+    del X
+    W = np.load(tmp_path / "X.npy", mmap_mode="r+")
+    W[1, 543_210] = np.nan
+    W.flush()
+    del W
+    X, Y = outofcore.open_pair(tmp_path / "X.npy", tmp_path / "Y.npy")
+    with pytest.raises(ValueError, match=r"X\[1, 543210\] = nan"):
+        fusedmlp.train(X, Y, epochs=1, seed=2)
+
+
+# ---------------------------------------------------------------------------
+# npz
+
+
+def test_npz_members_are_mapped(pair, tmp_path):
+    X, Y = pair(5000, dtype="float64")
+    np.savez(tmp_path / "d.npz", X=X, Y=Y, F=np.asfortranarray(np.arange(6.0).reshape(2, 3)))
+    Xz, Yz, F = outofcore.open_npz(tmp_path / "d.npz", keys=("X", "Y", "F"))
+    assert all(isinstance(a, np.memmap) and not a.flags.writeable for a in (Xz, Yz, F))
+    assert bits(Xz) == bits(X) and bits(Yz) == bits(Y)
+    assert F.flags.f_contiguous and F.tolist() == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    kw = dict(epochs=3, seed=2)
+    in_memory = fusedmlp.train(np.array(X), np.array(Y), **kw)
+    assert same_result(fusedmlp.train(Xz, Yz, **kw), in_memory)
+
+
+def test_compressed_npz_is_refused(tmp_path):
+    np.savez_compressed(tmp_path / "c.npz", X=np.ones((2, 10)), Y=np.ones((1, 10)))
+    with pytest.raises(ValueError, match=r"'X' is compressed \(deflate\).*np\.savez \(not"):
+        outofcore.open_npz(tmp_path / "c.npz")
+
+
+def test_npz_errors(tmp_path):
+    np.savez(tmp_path / "d.npz", X=np.ones((2, 10)))
+    with pytest.raises(ValueError, match=r"no member 'Y'; it holds \['X'\]"):
+        outofcore.open_npz(tmp_path / "d.npz")
+    with pytest.raises(ValueError, match="open_npz"):
+        outofcore.open_pair(tmp_path / "d.npz", tmp_path / "d.npz")
+    # a member whose recorded size disagrees with its header
+    with zipfile.ZipFile(tmp_path / "bad.npz", "w") as zf:
+        zf.writestr("X.npy", _npy_bytes(np.ones((2, 10)))[:-8])
+        zf.writestr("Y.npy", _npy_bytes(np.ones((1, 10))))
+    with pytest.raises(ValueError, match="looks damaged"):
+        outofcore.open_npz(tmp_path / "bad.npz")
+
+
+def _npy_bytes(a):
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------
+# pages and memory
+
+
+@pytest.mark.skipif(not LINUX, reason="needs /proc")
+def test_release_and_resident_bytes(pair):
+    X, Y = pair(10**6)  # X is 8 MB
+    assert outofcore.resident_bytes(X) == 0
+    assert float(X.sum(dtype=np.float64)) == float(np.array(X).sum(dtype=np.float64))
+    assert outofcore.resident_bytes(X) >= X.nbytes
+    assert outofcore.release(X, np.ones(3), X[1, 10:20]) == 2  # plain arrays are skipped
+    assert outofcore.resident_bytes(X) == 0
+    assert outofcore.release(Y, evict=True) == 1
+
+
+@pytest.mark.skipif(not LINUX, reason="needs /proc")
+def test_copy_on_write_maps_are_not_released(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros(4096))
+    a = np.load(tmp_path / "a.npy", mmap_mode="c")
+    a[:] = 1.0  # private changes: released they would be lost
+    assert outofcore.release(a) == 0
+    assert float(a.sum()) == 4096.0
+
+
+def test_is_mapped(pair, tmp_path):
+    X, Y = pair(1000)
+    assert outofcore.is_mapped(X) and outofcore.is_mapped(X[1, 5:]) and outofcore.is_mapped(Y.T)
+    assert not outofcore.is_mapped(np.array(X)) and not outofcore.is_mapped([1.0])
+    np.savez(tmp_path / "d.npz", X=X, Y=Y)
+    assert all(outofcore.is_mapped(a) for a in outofcore.open_npz(tmp_path / "d.npz"))
+
+
+def test_advise(pair):
+    X, Y = pair(1000)
+    assert outofcore.advise(X, Y, np.ones(3), how="sequential") == 2
+    assert outofcore.advise(X, how="normal") == 1
+    with pytest.raises(ValueError, match="unknown advice 'fast'"):
+        outofcore.advise(X, how="fast")
+
+
+@pytest.mark.skipif(not LINUX, reason="needs /proc")
+def test_trimming_bounds_resident_pages(pair):
+    X, Y = pair(10**6)
+    with outofcore.trimming(X, Y, interval=0.02) as trim:
+        total = float(X.sum(dtype=np.float64))
+        deadline = time.monotonic() + 10
+        while trim.count < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)  # wait for a release that started after the sum
+        assert outofcore.resident_bytes(X) == 0
+        assert float(X.sum(dtype=np.float64)) == total  # still readable
+    assert outofcore.resident_bytes(X) == 0
+    with pytest.raises(ValueError, match="interval"):
+        with outofcore.trimming(X, interval=0):
+            pass
+
+
+@pytest.mark.skipif(not LINUX, reason="needs /proc")
+def test_memory_status():
+    s = outofcore.memory_status()
+    assert {"VmRSS", "VmHWM", "RssAnon", "RssFile"} <= set(s)
+    assert s["VmHWM"] >= s["VmRSS"] > 0
+    assert s["RssAnon"] + s["RssFile"] <= s["VmRSS"] + 1024 * 1024
+    big = np.ones(64 * 2**20 // 8)  # 64 MB, touched
+    assert outofcore.memory_status()["RssAnon"] >= s["RssAnon"] + big.nbytes // 2
+    del big
+    if outofcore.reset_peak():
+        assert outofcore.memory_status()["VmHWM"] < s["VmHWM"] + 32 * 2**20
+
+
+def test_check_disk(tmp_path):
+    free = outofcore.check_disk(tmp_path, 10)
+    assert free > 0
+    with pytest.raises(OSError, match="not enough disk space"):
+        outofcore.check_disk(tmp_path, 10**20)
+
+
+def test_docstring_examples():
+    result = doctest.testmod(outofcore, extraglobs={"np": np})
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_copies_of_mapped_data_are_announced(tmp_path):
+    # the three places where training would copy a whole memory-mapped array say so
+    X, Y = datasets.planar(m=1000)
+    np.save(tmp_path / "X.npy", X.astype(np.float32))
+    np.save(tmp_path / "Y64.npy", Y)  # float64 labels for float32 data
+    np.save(tmp_path / "XT.npy", np.ascontiguousarray(X.T))  # (m, 2) file
+    Xm = np.load(tmp_path / "X.npy", mmap_mode="r")
+    Ym = np.load(tmp_path / "Y64.npy", mmap_mode="r")
+    with pytest.warns(ResourceWarning, match="Y is memory-mapped but of dtype float64"):
+        fusedmlp.train(Xm, Ym, epochs=1, seed=2)
+    XT = np.load(tmp_path / "XT.npy", mmap_mode="r").T
+    with pytest.warns(ResourceWarning, match="X is memory-mapped but not C-contiguous"):
+        fusedmlp.train(XT, Y, epochs=1, seed=2)
+    np.save(tmp_path / "Xi.npy", np.round(X * 10).astype(np.int32))
+    with pytest.warns(ResourceWarning, match="X is memory-mapped but of dtype int32"):
+        fusedmlp.train(np.load(tmp_path / "Xi.npy", mmap_mode="r"), Y, epochs=1, seed=2)
