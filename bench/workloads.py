@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 import fusedmlp
-from fusedmlp import datasets, reference
+from fusedmlp import datasets, outofcore, reference
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NAMES = ("W1", "b1", "W2", "b2")
@@ -262,24 +262,6 @@ def make_yardstick(X, params):
 # memory probe: peak RSS of one epoch beyond the data, in a fresh process
 
 
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise KeyError(field)
-
-
-def _reset_peak_rss() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
-
-
 def memory_probe(backend: str, m: int, dtype: str = "float64", warm_m: int = 0) -> dict:
     """Peak RSS growth of the first epoch at size m, beyond the data already in memory.
 
@@ -303,12 +285,12 @@ def memory_probe(backend: str, m: int, dtype: str = "float64", warm_m: int = 0) 
     import gc
 
     gc.collect()
-    exact = _reset_peak_rss()
-    rss = _status_kb("VmRSS") * 1024
+    exact = outofcore.reset_peak()
+    rss = outofcore.memory_status()["VmRSS"]
     t = time.perf_counter()
     run()
     seconds = time.perf_counter() - t
-    peak = _status_kb("VmHWM") * 1024
+    peak = outofcore.memory_status()["VmHWM"]
     data = X.nbytes + Y.nbytes
     return {
         "backend": backend,

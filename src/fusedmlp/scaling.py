@@ -66,6 +66,7 @@ import time
 import numpy as np
 
 from ._validation import check_activation, check_count, check_loss
+from .outofcore import memory_status, reset_peak
 
 __all__ = ["add_parser", "main", "measure_point", "parse_bytes", "predict_bytes", "run_scaling"]
 
@@ -248,30 +249,6 @@ def _sci(m: int) -> str:
 # one point, in its own process
 
 
-def _status_bytes() -> dict:
-    """VmRSS, VmHWM, RssAnon, RssFile of this process in bytes (Linux; {} elsewhere)."""
-    out = {}
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
-                    out[key] = int(rest.split()[0]) * 1024
-    except OSError:
-        pass
-    return out
-
-
-def _reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
-
-
 def _median_time(run_k, repeats: int) -> tuple[float, int]:
     """(median seconds per unit over ``repeats`` timings, units per timing k).
 
@@ -382,15 +359,15 @@ def measure_point(
     Xw, Yw = (a.astype(dt) for a in datasets.planar(warm_m))
     runner(init_params(N_X, hidden, N_Y, seed=INIT_SEED, dtype=dt), Xw, Yw)(2, np.empty(2))
     del Xw, Yw
-    baseline = _status_bytes().get("VmRSS", 0)
+    baseline = memory_status().get("VmRSS", 0)
 
     X, Y = datasets.planar(m)
     if dt is not np.float64:  # cast and free one array at a time
         X = X.astype(dt)
         Y = Y.astype(dt)
     t_data = time.perf_counter()
-    gen_peak = _status_bytes().get("VmHWM", 0)  # the reset below also resets ru_maxrss
-    exact = _reset_peak()
+    gen_peak = memory_status().get("VmHWM", 0)  # the reset below also resets ru_maxrss
+    exact = reset_peak()
 
     p = init_params(N_X, hidden, N_Y, seed=INIT_SEED, dtype=dt)
     run = runner(p, X, Y)
@@ -413,7 +390,7 @@ def measure_point(
     threads = numba.get_num_threads()
     read_s, read_method = _stream_read(X, Y, threads)
 
-    mem = _status_bytes()
+    mem = memory_status()
     import resource
 
     ru_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
