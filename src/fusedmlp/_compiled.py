@@ -58,7 +58,15 @@ def _writable(a: np.ndarray) -> np.ndarray:
     return a if a.flags.writeable else a.copy()
 
 
-def _prepare(params: dict, X: np.ndarray, Y: np.ndarray | None = None, writable=False):
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view of a (a itself when it already is)."""
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
+def _prepare(params: dict, X: np.ndarray, Y: np.ndarray | None = None):
     """(W1, b1, W2, b2, X, Y) C-contiguous in X's dtype, shapes checked."""
     _check(isinstance(X, np.ndarray) and X.ndim == 2, "X must be a 2-D array")
     dtype = _float_dtype(X)
@@ -68,8 +76,11 @@ def _prepare(params: dict, X: np.ndarray, Y: np.ndarray | None = None, writable=
     W1, b1, W2, b2 = (
         np.ascontiguousarray(params[k], dtype=dtype) for k in ("W1", "b1", "W2", "b2")
     )
-    if writable:
-        W1, b1, W2, b2 = (_writable(a) for a in (W1, b1, W2, b2))
+    # one array type per role, so that each kernel has one compiled variant per dtype:
+    # parameters writable (tiny: copied if not), data read-only (a view, never a copy).
+    # A memory-mapped X and an in-memory X then run the very same machine code, which
+    # keeps their results bit-identical (two variants may contract FMAs differently).
+    W1, b1, W2, b2 = (_writable(a) for a in (W1, b1, W2, b2))
     n_h = W1.shape[0] if W1.ndim == 2 else 0
     n_y = W2.shape[0] if W2.ndim == 2 else 0
     _check(n_h >= 1 and W1.shape == (n_h, n_x), f"W1 must be (n_h, {n_x}), got {W1.shape}")
@@ -78,9 +89,9 @@ def _prepare(params: dict, X: np.ndarray, Y: np.ndarray | None = None, writable=
     _check(b2.shape == (n_y, 1), f"b2 must be ({n_y}, 1), got {b2.shape}")
     if Y is not None:
         _check(isinstance(Y, np.ndarray), "Y must be an array")
-        Y = np.ascontiguousarray(Y, dtype=dtype)
+        Y = _read_only(np.ascontiguousarray(Y, dtype=dtype))
         _check(Y.shape == (n_y, m), f"Y must be ({n_y}, {m}), got {Y.shape}")
-    return W1, b1, W2, b2, X, Y
+    return W1, b1, W2, b2, _read_only(X), Y
 
 
 def _codes(activation: str, loss: str | None = None) -> tuple[int, int]:
@@ -254,7 +265,7 @@ def epoch_runner(
     nothing (about 1 us per call instead of about 15).
     """
     act, code = _codes(activation, loss)
-    W1, b1, W2, b2, X, Y = _prepare(params, X, Y, writable=True)
+    W1, b1, W2, b2, X, Y = _prepare(params, X, Y)
     for key, arr in zip(("W1", "b1", "W2", "b2"), (W1, b1, W2, b2), strict=True):
         if params[key] is not arr:
             params[key] = arr
