@@ -199,6 +199,18 @@ def check_XY(X: object, Y: object, loss: str, n_x: int | None = None) -> tuple:
     return Xa, Ya.astype(work_dtype(Xa), copy=False)
 
 
+def check_data_for(p: dict, X: object, Y: object, loss: str) -> tuple:
+    """check_XY for the network p (from check_params): X's rows and Y's rows must match it."""
+    X, Y = check_XY(X, Y, loss, n_x=p["W1"].shape[1])
+    n_y = p["W2"].shape[0]
+    if Y.shape[0] != n_y:
+        raise ValueError(
+            f"Y has {Y.shape[0]} rows but W2 is {p['W2'].shape}: {n_y} outputs. Give Y one "
+            f"row per output, or parameters for {Y.shape[0]} outputs."
+        )
+    return X, Y
+
+
 def check_params(params: object) -> dict:
     """A dict {"W1", "b1", "W2", "b2"} of finite real 2-D arrays with consistent shapes.
 

@@ -13,9 +13,9 @@ from ._validation import (
     check_activation,
     check_backend,
     check_count,
+    check_data_for,
     check_params,
     check_X,
-    check_XY,
     work_dtype,
 )
 
@@ -146,10 +146,6 @@ def accuracy(
     activation = check_activation(activation)
     backend = check_backend(backend)
     p = check_params(params)
-    X, Y = check_XY(X, Y, "mse", n_x=p["W1"].shape[1])
-    if Y.shape[0] != p["W2"].shape[0]:
-        raise ValueError(
-            f"Y has {Y.shape[0]} rows but W2 is {p['W2'].shape}: {p['W2'].shape[0]} outputs."
-        )
+    X, Y = check_data_for(p, X, Y, "mse")
     A2 = _forward(p, X, activation, backend)  # data already checked: no second scan
     return float(np.mean((A2 > 0.5) == (Y > 0.5)))

@@ -20,6 +20,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ._validation import check_count
+
 __all__ = [
     "DATASETS",
     "blobs",
@@ -65,17 +67,6 @@ def _check_seed(seed: object) -> int:
     if not 0 <= seed <= 2**32 - 1:
         raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {seed}")
     return seed
-
-
-def _check_int(name: str, value: object, low: int) -> int:
-    if not _is_int(value):
-        raise TypeError(
-            f"{name} must be an integer >= {low}, got {value!r} of type {type(value).__name__}"
-        )
-    value = operator.index(value)
-    if value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value}")
-    return value
 
 
 def _check_real(name: str, value: object, *, positive: bool = False) -> float:
@@ -298,7 +289,7 @@ def blobs(
     """
     m = _check_m(m)
     seed = _check_seed(seed)
-    centers = _check_int("centers", centers, 2)
+    centers = check_count("centers", centers, minimum=2)
     std = _check_real("std", std)
     rng = np.random.RandomState(seed)
     centres = rng.uniform(-10.0, 10.0, size=(2, centers))
@@ -344,7 +335,7 @@ def quantiles(
     m = _check_m(m)
     seed = _check_seed(seed)
     cov = _check_real("cov", cov, positive=True)
-    classes = _check_int("classes", classes, 2)
+    classes = check_count("classes", classes, minimum=2)
     rng = np.random.RandomState(seed)
     X = math.sqrt(cov) * rng.randn(2, m)
     # rank[i] is the position of sample i in norm order; a stable sort makes
@@ -520,7 +511,7 @@ def write_planar(
 
     m = _check_m(m)
     seed = _check_seed(seed)
-    chunk = _check_int("chunk", chunk, 1)
+    chunk = check_count("chunk", chunk, minimum=1)
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")

@@ -17,9 +17,9 @@ from ._validation import (
     PARAM_NAMES,
     check_activation,
     check_count,
+    check_data_for,
     check_loss,
     check_params,
-    check_XY,
 )
 
 _GPRIME = {"sigmoid": "A1 * (1 - A1)", "tanh": "1 - A1**2", "relu": "(Z1 > 0)"}
@@ -229,11 +229,7 @@ def gradcheck(
     activation = check_activation(activation)
     loss = check_loss(loss)
     p = check_params(params)
-    X, Y = check_XY(X, Y, loss, n_x=p["W1"].shape[1])
-    if Y.shape[0] != p["W2"].shape[0]:
-        raise ValueError(
-            f"Y has {Y.shape[0]} rows but W2 is {p['W2'].shape}: {p['W2'].shape[0]} outputs."
-        )
+    X, Y = check_data_for(p, X, Y, loss)
     p = {k: v.astype(np.float64) for k, v in p.items()}
     X, Y = X.astype(np.float64), Y.astype(np.float64)
     m = X.shape[1]

@@ -29,6 +29,7 @@ from ._validation import (
     check_activation,
     check_backend,
     check_count,
+    check_data_for,
     check_loss,
     check_lr,
     check_params,
@@ -448,12 +449,7 @@ def train(
                 f"hidden={hidden!r} but the starting parameters have W1 of shape "
                 f"{p['W1'].shape}, i.e. {n_h} hidden units; leave hidden out."
             )
-        X, Y = check_XY(X, Y, loss, n_x=n_x)
-        if Y.shape[0] != p["W2"].shape[0]:
-            raise ValueError(
-                f"Y has {Y.shape[0]} rows (outputs) but the starting W2 is "
-                f"{p['W2'].shape}, i.e. {p['W2'].shape[0]} outputs."
-            )
+        X, Y = check_data_for(p, X, Y, loss)
     else:
         n_h = check_count("hidden", 4 if hidden is None else hidden, minimum=1)
         X, Y = check_XY(X, Y, loss)
