@@ -35,12 +35,6 @@ from . import kernels as _k
 
 _LOCK = threading.Lock()
 
-STATUS = {
-    _k.OK: "ok",
-    _k.NONFINITE_GRADS: "non-finite loss or gradients",
-    _k.UPDATE_OVERFLOW: "update overflowed",
-}
-
 
 def _check(ok: bool, what: str) -> None:
     if not ok:

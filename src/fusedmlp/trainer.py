@@ -37,9 +37,8 @@ from ._validation import (
     warn_copy,
     work_dtype,
 )
-
-# status codes shared by every runner
-OK, NONFINITE_LOSS, UPDATE_OVERFLOW = 0, 1, 2
+from .kernels import NONFINITE_GRADS as NONFINITE_LOSS  # status codes: the kernels' own
+from .kernels import OK, UPDATE_OVERFLOW
 
 _CALL_SECONDS = 0.05  # target length of one runner call
 
@@ -158,25 +157,31 @@ def _apply(p, g, lr, L):
 
 def _minibatch_runner(backend, batch_size, seed):
     """A runner doing mini-batch epochs: a fresh permutation per epoch from (seed, epoch)."""
-    grads = reference.loss_and_grads if backend == "numpy" else _compiled.loss_and_grads
+
+    def step(p, Xb, Yb, activation, loss, lr, out):
+        """One gradient step on one batch: (status); out[0] = the batch's loss."""
+        if backend == "numpy":
+            return _numpy_epochs(p, Xb, Yb, activation, loss, lr, 1, out)[1]
+        # the compiled runner picks the serial kernel for small batches: no thread
+        # launch per batch
+        return _compiled.train_epochs(p, Xb, Yb, activation, loss, lr, 1, out)[1]
 
     def run(first, p, X, Y, activation, loss, lr, n_epochs, losses_out):
         m = X.shape[1]
-        with np.errstate(over="ignore", invalid="ignore"):
-            for i in range(n_epochs):
-                # the permutation depends on (seed, epoch) only, so a resumed run
-                # shuffles exactly as an uninterrupted one
-                order = np.random.default_rng([seed, first + i]).permutation(m)
-                total = 0.0
-                for start in range(0, m, batch_size):
-                    idx = order[start : start + batch_size]
-                    L, g = grads(p, X[:, idx], Y[:, idx], activation, loss)
-                    total += L * len(idx)
-                    status = _apply(p, g, lr, L)
-                    if status != OK:
-                        losses_out[i] = L
-                        return i, status
-                losses_out[i] = total / m
+        out = np.zeros(1)
+        for i in range(n_epochs):
+            # the permutation depends on (seed, epoch) only, so a resumed run
+            # shuffles exactly as an uninterrupted one
+            order = np.random.default_rng([seed, first + i]).permutation(m)
+            total = 0.0
+            for start in range(0, m, batch_size):
+                idx = order[start : start + batch_size]
+                status = step(p, X[:, idx], Y[:, idx], activation, loss, lr, out)
+                if status != OK:
+                    losses_out[i] = out[0]
+                    return i, status
+                total += out[0] * len(idx)
+            losses_out[i] = total / m
         return n_epochs, OK
 
     return run
