@@ -486,3 +486,19 @@ def test_all_kernels_in_bounds_as_plain_python(tmp_path):
     # NUMBA_DISABLE_JIT=1 runs the kernels as Python on NumPy arrays, which checks every
     # index (prange becomes range), so the parallel kernels are covered too.
     _run_checked({"NUMBA_DISABLE_JIT": "1"}, "serial,parallel,predict", tmp_path)
+
+
+@pytest.mark.parametrize("path", ["serial", "parallel"])
+def test_epoch_runner_refuses_a_short_losses_buffer(path):
+    # the serial kernel writes losses[0 .. n): a view shorter than n must never reach it
+    rng = np.random.default_rng(0)
+    p = {"W1": rng.normal(size=(4, 2)), "b1": np.zeros((4, 1)),
+         "W2": rng.normal(size=(1, 4)), "b2": np.zeros((1, 1))}  # fmt: skip
+    X, Y = rng.normal(size=(2, 300)), (rng.random((1, 300)) > 0.5) * 1.0
+    run = _compiled.epoch_runner(p, X, Y, "sigmoid", "mse", 0.1, path=path)
+    buf = np.full(8, -1.0)
+    for n, losses in ((6, buf[:2]), (-1, buf), (2, buf[::2]), (2, buf.astype(np.float32))):
+        with pytest.raises(AssertionError, match="losses must be"):
+            run(n, losses)
+    np.testing.assert_array_equal(buf, -1.0)  # nothing written anywhere
+    assert run(3, buf) == (3, 0) and (buf[:3] != -1.0).all() and (buf[3:] == -1.0).all()

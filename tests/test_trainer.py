@@ -378,3 +378,54 @@ def test_bad_trainer_arguments(planar, kwargs, exc, match):
     X, Y = planar
     with pytest.raises(exc, match=match):
         fusedmlp.train(X, Y, epochs=2, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"dtype": "int8"}, "not float32 or float64"),
+        ({"dtype": "complex128"}, "not float32 or float64"),
+        ({"version": "2"}, "format version is '2'"),
+        ({"version": None}, "format version is None"),
+        ({"lr": -1}, "lr must be a finite number > 0"),
+        ({"backend": "cuda"}, "unknown backend 'cuda'"),
+        ({"batch_size": "abc"}, "batch_size must be an integer"),
+        ({"seed": 1.5}, "seed must be an integer"),
+        ({"epochs": "5"}, "epochs must be an integer"),
+        ({"activation": "softmax"}, "unknown activation"),
+    ],
+)
+def test_doctored_configuration_is_refused(planar, tmp_path, change, words):
+    # every value load hands back is checked: a bad one never becomes a model
+    import json
+
+    X, Y = planar
+    good = fusedmlp.save(tmp_path / "good.npz", fusedmlp.train(X, Y, epochs=5, seed=2))
+    with np.load(good) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    config = json.loads(str(arrays["config"]))
+    config.update(change)
+    arrays["config"] = np.array(json.dumps(config))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    with pytest.raises(ValueError, match="not a readable fusedmlp checkpoint") as err:
+        fusedmlp.load(bad)
+    assert words in str(err.value)
+
+
+def test_save_to_a_missing_folder_or_a_directory(planar, tmp_path):
+    X, Y = planar
+    res = fusedmlp.train(X, Y, epochs=2, seed=2)
+    with pytest.raises(FileNotFoundError, match="the folder .*nowhere does not exist"):
+        fusedmlp.save(tmp_path / "nowhere" / "m.npz", res)
+    with pytest.raises(IsADirectoryError, match="it is a directory"):
+        fusedmlp.save(tmp_path, res)
+    res.info["count"] = np.int64(3)  # numpy scalars in info are stored as plain numbers
+    assert fusedmlp.load(fusedmlp.save(tmp_path / "i.npz", res)).info["count"] == 3
+    assert oct((tmp_path / "i.npz").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask():
+    old = os.umask(0)
+    os.umask(old)
+    return old

@@ -270,10 +270,25 @@ def epoch_runner(
     _check(path in ("serial", "parallel"), f"unknown path {path!r}")
     grad, partials = _scratch(W1, W2, m)
 
+    def checked(n_epochs: int, losses: np.ndarray) -> None:
+        # the kernel writes losses[0 .. n_epochs): a short or foreign buffer must stop
+        # here (about 0.3 us), never reach it
+        _check(
+            isinstance(losses, np.ndarray)
+            and losses.ndim == 1
+            and losses.dtype == np.float64
+            and losses.flags.c_contiguous
+            and losses.flags.writeable
+            and 0 <= n_epochs <= losses.shape[0],
+            f"losses must be a writable C-contiguous 1-D float64 array of length >= "
+            f"n_epochs = {n_epochs}",
+        )
+
     if path == "serial":
 
         def run(n_epochs: int, losses: np.ndarray) -> tuple[int, int]:
-            if n_epochs <= 0:
+            checked(n_epochs, losses)
+            if n_epochs == 0:
                 return 0, _k.OK
             n_done, status = _k.train_epochs(
                 losses, partials, W1, b1, W2, b2, X, Y, act, code, lr, n_epochs
@@ -285,6 +300,7 @@ def epoch_runner(
     new = np.empty(grad.shape[0] - 1, X.dtype)
 
     def run(n_epochs: int, losses: np.ndarray) -> tuple[int, int]:
+        checked(n_epochs, losses)
         for epoch in range(n_epochs):
             with _LOCK:
                 losses[epoch] = _k.loss_and_grads(grad, partials, W1, b1, W2, b2, X, Y, act, code)

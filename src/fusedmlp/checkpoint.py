@@ -11,14 +11,22 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
+import secrets
 import zipfile
 from pathlib import Path
 
 import numba
 import numpy as np
 
-from ._validation import PARAM_NAMES, check_activation, check_loss, check_params
+from ._validation import (
+    PARAM_NAMES,
+    check_activation,
+    check_backend,
+    check_count,
+    check_loss,
+    check_lr,
+    check_params,
+)
 from .trainer import TrainResult
 
 FORMAT = "fusedmlp-checkpoint"
@@ -81,19 +89,32 @@ def save(path: str | os.PathLike, result: TrainResult) -> Path:
     }
     arrays = {k: np.asarray(result.params[k]) for k in PARAM_NAMES}
     arrays["losses"] = np.asarray(result.losses, dtype=np.float64)
-    arrays["config"] = np.array(json.dumps(config))
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent or ".")
+    arrays["config"] = np.array(json.dumps(config, default=_plain))
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot save to {path}: it is a directory; name a file.")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"cannot save to {path}: the folder {path.parent} does not exist; create it first."
+        )
+    # a fresh temporary name beside the target, created with the ordinary mode (the umask
+    # applies), written, then renamed over the target
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a saved model is an ordinary file
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _plain(obj):
+    """JSON for numpy scalars and arrays a result's info may hold."""
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    raise TypeError(f"cannot store {type(obj).__name__} in a checkpoint's info")
 
 
 def _bad(path, why: str) -> ValueError:
@@ -141,33 +162,47 @@ def load(path: str | os.PathLike) -> TrainResult:
         raise _bad(path, f"{type(exc).__name__}: {exc}") from exc
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise _bad(path, "its configuration is not a fusedmlp one")
-    if config.get("version", 0) > VERSION:
+    version = config.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise _bad(path, f"its format version is {version!r}, not a whole number >= 1")
+    if version > VERSION:
         raise ValueError(
             f"{path} was written by a newer fusedmlp (checkpoint version "
-            f"{config['version']} > {VERSION}); upgrade fusedmlp to read it."
+            f"{version} > {VERSION}); upgrade fusedmlp to read it."
         )
+
+    def optional_count(key: str, minimum: int):
+        value = config.get(key)
+        return None if value is None else check_count(key, value, minimum=minimum)
+
     try:
+        dtype = np.dtype(config["dtype"])
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype {dtype} is not float32 or float64")
         params = check_params({k: data[k] for k in PARAM_NAMES})
         sizes = config["sizes"]
-        expected = (sizes["n_x"], sizes["n_h"], sizes["n_y"])
+        expected = tuple(check_count(k, sizes[k], minimum=1) for k in ("n_x", "n_h", "n_y"))
+        epochs = check_count("epochs", config["epochs"], minimum=0)
         losses = data["losses"]
+        if losses.dtype.kind != "f":
+            raise TypeError(f"losses have dtype {losses.dtype}, not a float")
         result = TrainResult(
-            params={k: v.astype(config["dtype"]) for k, v in params.items()},
+            params={k: v.astype(dtype) for k, v in params.items()},
             losses=losses.astype(np.float64),
             activation=check_activation(config["activation"]),
             loss=check_loss(config["loss"]),
-            lr=float(config["lr"]),
-            backend=config.get("backend", "numba"),
-            seed=config.get("seed"),
-            batch_size=config.get("batch_size"),
+            lr=check_lr(config["lr"]),
+            backend=check_backend(config.get("backend", "numba")),
+            seed=optional_count("seed", 0),
+            batch_size=optional_count("batch_size", 1),
             interrupted=bool(config.get("interrupted", False)),
-            stop_epoch=config.get("stop_epoch"),
+            stop_epoch=optional_count("stop_epoch", 0),
             info=dict(config.get("info", {}), saved_versions=config.get("versions", {})),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise _bad(path, f"inconsistent contents ({type(exc).__name__}: {exc})") from exc
     if result.sizes != expected:
         raise _bad(path, f"parameters have sizes {result.sizes} but it says {expected}")
-    if losses.ndim != 1 or len(losses) != config["epochs"]:
-        raise _bad(path, f"{losses.shape} losses for {config['epochs']} epochs")
+    if losses.ndim != 1 or len(losses) != epochs:
+        raise _bad(path, f"{losses.shape} losses for {epochs} epochs")
     return result
