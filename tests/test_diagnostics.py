@@ -235,3 +235,21 @@ def test_wrong_activation_derivative_is_named(problem):
     r = gradcheck(fn, p, X, Y)
     assert r["W2"].passed and r["b2"].passed
     assert "derivative of tanh" in r["W1"].hint
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, words",
+    [
+        ({"eps": 0}, ValueError, "eps must be a finite number > 0"),
+        ({"eps": -1e-5}, ValueError, "eps must be a finite number > 0"),
+        ({"eps": "a"}, TypeError, "eps must be a finite number > 0"),
+        ({"tol": float("nan")}, ValueError, "tol must be a finite number > 0"),
+        ({"fn": None}, TypeError, "fn must be your gradient function"),
+    ],
+)
+def test_gradcheck_checks_its_own_arguments(problem, kwargs, exc, words):
+    p, X, Y = problem
+    kw = {"fn": user_backprop, **kwargs}
+    fn = kw.pop("fn")
+    with pytest.raises(exc, match=words):
+        gradcheck(fn, p, X, Y, **kw)

@@ -345,3 +345,10 @@ def test_copies_of_mapped_data_are_announced(tmp_path):
     np.save(tmp_path / "Xi.npy", np.round(X * 10).astype(np.int32))
     with pytest.warns(ResourceWarning, match="X is memory-mapped but of dtype int32"):
         fusedmlp.train(np.load(tmp_path / "Xi.npy", mmap_mode="r"), Y, epochs=1, seed=2)
+
+
+def test_open_npz_refuses_a_file_that_is_not_a_zip(tmp_path):
+    path = tmp_path / "data.npz"
+    path.write_bytes(b"plain text, not a zip archive")
+    with pytest.raises(ValueError, match=r"data\.npz is not an \.npz \(zip\) file"):
+        outofcore.open_npz(path)

@@ -60,6 +60,19 @@ def check_count(name: str, value: object, *, minimum: int) -> int:
     return int(value)
 
 
+def check_real(name: str, value: object, *, positive: bool = False) -> float:
+    """A finite real number, > 0 when ``positive`` else >= 0."""
+    expected = "a finite number > 0" if positive else "a finite number >= 0"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be {expected}, got {value!r} of type {type(value).__name__}."
+        )
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        raise ValueError(f"{name} must be {expected}, got {value!r}.")
+    return value
+
+
 def check_lr(lr: object) -> float:
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
         raise TypeError(f"lr must be a positive real number, got {lr!r}.")

@@ -20,6 +20,7 @@ from ._validation import (
     check_data_for,
     check_loss,
     check_params,
+    check_real,
 )
 
 _GPRIME = {"sigmoid": "A1 * (1 - A1)", "tanh": "1 - A1**2", "relu": "(Z1 > 0)"}
@@ -226,6 +227,10 @@ def gradcheck(
     >>> gradcheck(mine, p, X, Y).ok
     True
     """
+    if not callable(fn):
+        raise TypeError(f"fn must be your gradient function fn(params, X, Y), got {fn!r}.")
+    eps = check_real("eps", eps, positive=True)
+    tol = check_real("tol", tol, positive=True)
     activation = check_activation(activation)
     loss = check_loss(loss)
     p = check_params(params)

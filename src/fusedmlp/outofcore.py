@@ -141,6 +141,10 @@ def open_npz(path: str | os.PathLike, keys: tuple[str, ...] = ("X", "Y")) -> tup
     ((2, 3), (1, 3), 'memmap', 6.0)
     """
     path = os.fspath(path)
+    if isinstance(keys, str):
+        keys = (keys,)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not an .npz (zip) file; write one with np.savez.")
     with zipfile.ZipFile(path) as zf:
         infos = {}
         for key in keys:
