@@ -100,7 +100,13 @@ def test_p1_runner_matches_numpy(data, impl):
         pytest.skip(W.missing_train_numba())
     _need(impl)
     X, Y, p = data["float64"]
-    p_ref, L_ref = W.make_p1_numpy(X, Y, p, epochs=EPOCHS)()
+    # the oracle is the reference itself, not fusedmlp.train(backend="numpy"), which
+    # shares the trainer with two of the runners under test
+    p_ref, L_ref = W.copy_params(p), np.empty(EPOCHS)
+    for e in range(EPOCHS):
+        L_ref[e], g = reference.loss_and_grads(p_ref, X, Y, W.ACT, W.LOSS)
+        for k in W.NAMES:
+            p_ref[k] = p_ref[k] - W.LR * g["d" + k]
     make = {
         "compiled": W.make_p1_compiled,
         "train_numba": W.make_p1_train,
@@ -112,7 +118,8 @@ def test_p1_runner_matches_numpy(data, impl):
         np.testing.assert_allclose(L, L_ref, rtol=1e-12)
         for k in W.NAMES:
             np.testing.assert_allclose(p_out[k], p_ref[k], rtol=1e-10, atol=1e-15)
-    assert p["W1"][0, 0] == W.make_params()["W1"][0, 0]  # the input was not modified
+    for k in W.NAMES:  # the input was not modified
+        np.testing.assert_array_equal(p[k], W.make_params()[k])
 
 
 # ---------------------------------------------------------------------------
@@ -186,21 +193,27 @@ def test_memory_probe():
     }
     for r in res.values():
         assert r["data_bytes"] == data
-        assert r["peak_bytes"] >= r["rss_before_bytes"] > data
-    if res["numpy"]["peak_reset"]:
-        # the reference holds Z1, A1, delta1 (4 x m each) and more: several times the data
-        assert res["numpy"]["growth_bytes"] > data
-        if "compiled" in res:
-            assert res["compiled"]["growth_bytes"] < res["numpy"]["growth_bytes"]
+        if not r["peak_reset"]:
+            pytest.skip("this kernel cannot reset the peak RSS (/proc/self/clear_refs)")
+    # the reference holds Z1, A1, delta1 (4 x m each) and more: several times the data
+    # (measured about 8x); the kernels allocate O(chunks) scratch (measured 0)
+    assert res["numpy"]["growth_bytes"] > 4 * data
+    assert res["compiled"]["growth_bytes"] < data // 4
 
 
 def test_startup_probe():
     _need("compiled")
     # the numba cache as it is; 40_000 samples take the parallel path (> SERIAL_MAX_M)
     res = W.run_startup_probe(None, planar_epochs=EPOCHS, big_m=40_000)
-    assert res["import_s"] <= res["import_to_first_epoch_s"] <= res["total_s"]
-    for key in ("float64_first_epoch_parallel_s", "float32_first_predict_s", "planar_train_s"):
-        assert 0 <= res[key] <= res["total_s"], key
+    # timings are only reported; what can be checked is that every stage ran and was
+    # timed (a stage that crashed or was skipped leaves its key out)
+    stages = {"import_s", "import_to_first_epoch_s", "planar_train_s", "total_s"}
+    stages |= {"import_to_planar_trained_s"}
+    for dt in ("float64", "float32"):
+        stages |= {f"{dt}_first_epoch_serial_s", f"{dt}_first_epoch_parallel_s"}
+        stages |= {f"{dt}_first_predict_s"}
+    assert stages <= set(res)
+    assert all(isinstance(res[k], float) for k in stages)
 
 
 def test_results_page_renders_from_the_recorded_outputs():

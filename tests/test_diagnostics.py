@@ -74,7 +74,10 @@ def test_abs_of_error(problem):
     r = check("abs", *problem)
     assert not r.ok
     assert not r["W2"].passed
-    assert "|A2 - Y|" in r["b2"].hint or "sign" in r["b2"].hint
+    # named exactly: a misdiagnosis as a sign flip must fail
+    assert (
+        r["b2"].hint == r["W2"].hint == "|A2 - Y| used where A2 - Y belongs (abs loses the sign)"
+    )
 
 
 def test_wrong_order_gives_shape_message(problem):

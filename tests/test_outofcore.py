@@ -293,9 +293,10 @@ def test_trimming_bounds_resident_pages(pair):
     X, Y = pair(10**6)
     with outofcore.trimming(X, Y, interval=0.02) as trim:
         total = float(X.sum(dtype=np.float64))
+        after = trim.count
         deadline = time.monotonic() + 10
-        while trim.count < 2 and time.monotonic() < deadline:
-            time.sleep(0.005)  # wait for a release that started after the sum
+        while trim.count < after + 2 and time.monotonic() < deadline:
+            time.sleep(0.005)  # two more releases: one surely started after the sum
         assert outofcore.resident_bytes(X) == 0
         assert float(X.sum(dtype=np.float64)) == total  # still readable
     assert outofcore.resident_bytes(X) == 0

@@ -171,9 +171,15 @@ def test_real_ctrl_c_in_a_subprocess(tmp_path):
         f"""
         import os, signal, threading, fusedmlp
         X, Y = fusedmlp.datasets.planar(m=20000)
-        fusedmlp.train(X, Y, epochs=2, seed=2)  # compile / load from cache first
-        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
-        res = fusedmlp.train(X, Y, epochs=10**7, seed=2)
+        started = threading.Event()
+
+        def press_ctrl_c():  # from another thread, once training is surely running
+            started.wait()
+            os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=press_ctrl_c, daemon=True).start()
+        res = fusedmlp.train(X, Y, epochs=10**7, seed=2, log_every=1000,
+                             callback=lambda e, L, p: started.set())
         fusedmlp.save({str(tmp_path / "run.npz")!r}, res)
         print(res.interrupted, res.epochs)
         """
@@ -351,12 +357,18 @@ def test_batch_size_of_m_is_full_batch(planar):
 
 def test_threads_set_for_the_call_and_restored(planar):
     X, Y = planar
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs at least 2 numba threads to tell 1 from the default")
     before = numba.get_num_threads()
-    seen = []
-    fusedmlp.train(X, Y, epochs=3, seed=2, threads=1, log_every=1,
-                   callback=lambda e, L, p: seen.append(numba.get_num_threads()))  # fmt: skip
-    assert seen == [1, 1, 1]
-    assert numba.get_num_threads() == before
+    numba.set_num_threads(2)
+    try:
+        seen = []
+        fusedmlp.train(X, Y, epochs=3, seed=2, threads=1, log_every=1,
+                       callback=lambda e, L, p: seen.append(numba.get_num_threads()))  # fmt: skip
+        assert seen == [1, 1, 1]
+        assert numba.get_num_threads() == 2  # restored to what it was before the call
+    finally:
+        numba.set_num_threads(before)
 
 
 @pytest.mark.parametrize(
