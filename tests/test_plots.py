@@ -289,3 +289,21 @@ def test_no_pyplot_needed():
         "assert 'matplotlib.pyplot' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_data_is_scanned_once_per_picture(planar_model, monkeypatch):
+    # validation reads X and Y once per public call; the drawing must not read them again
+    from fusedmlp import _validation
+
+    X, Y, res, _ = planar_model
+    params = res.params
+    seen = []
+    scan = _validation._scan
+    monkeypatch.setattr(
+        _validation, "_scan", lambda name, A, **kw: (seen.append(A), scan(name, A, **kw))[1]
+    )
+    plots.decision_boundary(params, X, Y, activation="tanh")
+    assert sum(a is X or np.shares_memory(a, X) for a in seen) == 1
+    seen.clear()
+    plots.sweep_grid([(4, params, "tanh")] * 3, X, Y)
+    assert sum(a is X or np.shares_memory(a, X) for a in seen) == 1

@@ -147,5 +147,10 @@ def accuracy(
     backend = check_backend(backend)
     p = check_params(params)
     X, Y = check_data_for(p, X, Y, "mse")
-    A2 = _forward(p, X, activation, backend)  # data already checked: no second scan
+    return _accuracy(p, X, Y, activation, backend)
+
+
+def _accuracy(p: dict, X: np.ndarray, Y: np.ndarray, activation: str, backend="numba") -> float:
+    """accuracy on inputs already validated (no second scan of the data)."""
+    A2 = _forward(p, X, activation, backend)
     return float(np.mean((A2 > 0.5) == (Y > 0.5)))

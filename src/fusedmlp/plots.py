@@ -25,7 +25,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatter
 
 from ._validation import check_activation, check_count, check_params, check_XY
-from .api import accuracy, predict_proba
+from .api import _accuracy, predict_proba
 from .trainer import TrainResult
 
 __all__ = ["decision_boundary", "loss_curve", "save_png", "sweep_grid"]
@@ -213,7 +213,15 @@ def decision_boundary(
         ax = fig.add_subplot()
     else:
         fig = ax.figure
+    _draw_boundary(ax, p, X, Y, activation, title, resolution, max_points, colorbar, legend)
+    if path is not None:
+        save_png(fig, path)
+    return fig
 
+
+def _draw_boundary(ax, p, X, Y, activation, title, resolution, max_points, colorbar, legend):
+    """decision_boundary's drawing, on inputs it has validated (X, Y read once)."""
+    fig = ax.figure
     (x_lo, x_hi), (y_lo, y_hi) = _grid_limits(X[0]), _grid_limits(X[1])
     gx = np.linspace(x_lo, x_hi, resolution)
     gy = np.linspace(y_lo, y_hi, resolution)
@@ -259,7 +267,7 @@ def decision_boundary(
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
     if title is None:
-        acc = accuracy(p, X, Y, activation=activation)
+        acc = _accuracy(p, X, Y, activation)
         n_h = p["W1"].shape[0]
         title = f"2-{n_h}-1 network, {activation}: accuracy {100 * acc:.1f}%"
     ax.set_title(title)
@@ -275,9 +283,6 @@ def decision_boundary(
             frameon=False,
             markerscale=2.0 if dense else 1.3,
         )
-    if path is not None:
-        save_png(fig, path)
-    return fig
 
 
 def _legend_handles(ax: Axes) -> list:
@@ -485,18 +490,10 @@ def sweep_grid(
         ax = fig.add_subplot(cells[i // ncols, i % ncols])
         p = _check_plane_model(params)
         n_h = p["W1"].shape[0]
-        acc = accuracy(p, X, Y, activation=activation)
-        decision_boundary(
-            p,
-            X,
-            Y,
-            activation=activation,
-            title=f"n_h = {n_h}: {100 * acc:.1f}%",
-            resolution=resolution,
-            ax=ax,
-            colorbar=False,
-            legend=False,
-        )
+        acc = _accuracy(p, X, Y, activation)
+        title = f"n_h = {n_h}: {100 * acc:.1f}%"
+        # X, Y were checked once above: draw without scanning them again per panel
+        _draw_boundary(ax, p, X, Y, activation, title, resolution, MAX_POINTS, False, False)
         ax.title.set_fontsize("medium")
         if i % ncols:
             ax.set_ylabel("")

@@ -240,11 +240,6 @@ def _mib(n: float) -> str:
     return f"{n / MiB:.1f} MiB"
 
 
-def _sci(m: int) -> str:
-    e = math.log10(m)
-    return f"10^{round(e)}" if m >= 10 and abs(e - round(e)) < 1e-12 else str(m)
-
-
 # ---------------------------------------------------------------------------
 # one point, in its own process
 
