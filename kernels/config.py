@@ -28,6 +28,11 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # compiled with FASTMATH).
 FASTMATH_ELEMENTARY = {"nsz", "arcp", "contract", "afn"}
 
+# Exact IEEE arithmetic, for the one division that turns the summed loss into a mean:
+# with arcp, LLVM may hoist 1/m out of the epoch loop of the serial kernel and multiply,
+# which rounds differently from the parallel kernel's single division.
+FASTMATH_EXACT = False
+
 # Samples per block: the per-block scratch (n_h + n_y + 2 rows of BLOCK values) stays in
 # L1/L2 while the block goes forward and backward. Measured on the 2-core AVX-512 machine
 # (2-4-1 network, loss_and_grads at m = 10^6, float64, 1 thread): 256 -> 9.1 ms,

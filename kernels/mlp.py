@@ -46,7 +46,7 @@ from numba import prange, types
 from numba.core import config as _numba_config
 from numba.extending import overload
 
-from .config import BLOCK, N_CHUNKS, jit
+from .config import BLOCK, FASTMATH_EXACT, N_CHUNKS, jit
 from .expfn import exp, log1p_unit, sigmoid, tanh
 
 SIGMOID, TANH, RELU = 0, 1, 2
@@ -60,6 +60,13 @@ OK, NONFINITE_GRADS, UPDATE_OVERFLOW = 0, 1, 2
 _inner = jit()
 _serial = jit(nogil=True)
 _parallel = jit(nogil=True, parallel=True)
+_exact = jit(fastmath=FASTMATH_EXACT)
+
+
+@_exact
+def _mean(total, m):
+    """total / m rounded once, the same in every kernel (no reciprocal, see config)."""
+    return total / m
 
 
 def n_params(n_x, n_h, n_y):
@@ -341,7 +348,7 @@ def loss_and_grads(grad, partials, W1, b1, W2, b2, X, Y, act, loss):
             partials[c], A1, D2, D1, P, W1, b1, W2, b2, X, Y, c, n_chunk, act, loss, scale
         )
     _sum_partials(grad, partials)
-    return grad[-1] / m
+    return _mean(grad[-1], m)
 
 
 @_inner
@@ -415,7 +422,7 @@ def train_epochs(losses, partials, W1, b1, W2, b2, X, Y, act, loss, lr, n_epochs
                 partials[c], A1, D2, D1, P, W1, b1, W2, b2, X, Y, c, n_chunk, act, loss, scale
             )
         _sum_partials(grad, partials)
-        losses[e] = grad[-1] / m
+        losses[e] = _mean(grad[-1], m)
         status = _descend(W1, b1, W2, b2, new, grad, lr)
         if status != OK:
             return e, status
