@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 import fusedmlp
-from fusedmlp import datasets, outofcore, reference
+from fusedmlp import _compiled, datasets, outofcore, reference
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NAMES = ("W1", "b1", "W2", "b2")
@@ -51,62 +51,6 @@ def make_params(dtype=np.float64) -> dict:
 
 def copy_params(params: dict) -> dict:
     return {k: np.array(params[k]) for k in NAMES}
-
-
-def compiled():
-    """The module fusedmlp._compiled, or None while it does not exist (or fails to import)."""
-    try:
-        from fusedmlp import _compiled
-    except ImportError:
-        return None
-    return _compiled
-
-
-def missing_train_numba() -> str | None:
-    """Why fusedmlp.train(backend="numba") cannot be timed (a skip reason), or None."""
-    from fusedmlp import _validation
-
-    if "numba" not in getattr(_validation, "BACKENDS", ()):
-        return 'fusedmlp.train has no backend="numba"'
-    return missing_compiled("train_epochs")
-
-
-def missing_compiled(*names: str) -> str | None:
-    """Why a compiled benchmark cannot run (a skip reason), or None if it can."""
-    mod = compiled()
-    if mod is None:
-        return "fusedmlp._compiled does not exist yet"
-    absent = [n for n in names if not hasattr(mod, n)]
-    if absent:
-        return f"fusedmlp._compiled has no {', '.join(absent)} yet"
-    return None
-
-
-def yardstick_fn():
-    """The sigmoid-only yardstick as f(params, X) -> float, or None if there is none.
-
-    Taken from the driver when it exposes one; otherwise the kernel
-    ``fusedmlp.kernels.mlp.sigmoid_yardstick`` is called directly (the bench builds its
-    scratch array itself: the inputs are ours and known to be valid).
-    """
-    mod = compiled()
-    for name in ("sigmoid_yardstick", "yardstick"):
-        if mod is not None and hasattr(mod, name):
-            return getattr(mod, name)
-    try:
-        from fusedmlp.kernels import mlp
-    except ImportError:
-        return None
-    if not hasattr(mlp, "sigmoid_yardstick"):
-        return None
-
-    def run(params, X):
-        partials = np.zeros((mlp.n_chunks(X.shape[1]), 1))
-        return mlp.sigmoid_yardstick(
-            partials, params["W1"], params["b1"], params["W2"], params["b2"], X
-        )
-
-    return run
 
 
 def threads() -> dict:
@@ -161,7 +105,7 @@ def make_p1_numpy(X, Y, params, lr=LR, epochs=EPOCHS):
 
 def make_p1_compiled(X, Y, params, lr=LR, epochs=EPOCHS):
     """_compiled.train_epochs from a fresh copy of params on every run."""
-    mod = compiled()
+    mod = _compiled
 
     def run():
         p = copy_params(params)
@@ -200,7 +144,7 @@ def make_epoch_numpy(X, Y, params, lr=LR):
 
 def make_epoch_compiled(X, Y, params, lr=LR):
     """_compiled.train_epochs with n_epochs=1: the driver's own epoch path for this m."""
-    mod = compiled()
+    mod = _compiled
     p = copy_params(params)
     losses = np.zeros(1)
 
@@ -249,13 +193,12 @@ def make_forward_numpy(X, params):
 
 
 def make_forward_compiled(X, params):
-    mod = compiled()
+    mod = _compiled
     return lambda: mod.predict_proba(params, X, ACT)
 
 
 def make_yardstick(X, params):
-    f = yardstick_fn()
-    return lambda: f(params, X)
+    return lambda: _compiled.sigmoid_yardstick(params, X)
 
 
 # ---------------------------------------------------------------------------

@@ -48,11 +48,7 @@ def data():
 
 
 def _need(impl):
-    if impl == "compiled":
-        reason = W.missing_compiled("train_epochs", "predict_proba")
-        if reason:
-            pytest.skip(reason)
-    elif impl in ("torch", "torch_compile", "jax"):
+    if impl in ("torch", "torch_compile", "jax"):
         pytest.importorskip("jax" if impl == "jax" else "torch")
 
 
@@ -96,8 +92,6 @@ def test_peer_loss_and_grads_match_reference(data, peer, dtype):
 
 @pytest.mark.parametrize("impl", ["compiled", "train_numba", "train_logged", "jax"])
 def test_p1_runner_matches_numpy(data, impl):
-    if impl in ("train_numba", "train_logged") and W.missing_train_numba():
-        pytest.skip(W.missing_train_numba())
     _need(impl)
     X, Y, p = data["float64"]
     # the oracle is the reference itself, not fusedmlp.train(backend="numpy"), which
@@ -150,8 +144,7 @@ def test_epoch_runners_leave_params_alone(data):
     X, Y, p = data["float64"]
     before = {k: v.copy() for k, v in p.items()}
     W.make_epoch_numpy(X, Y, p)()
-    if not W.missing_compiled("train_epochs"):
-        W.make_epoch_compiled(X, Y, p)()
+    W.make_epoch_compiled(X, Y, p)()
     for k in W.NAMES:
         np.testing.assert_array_equal(p[k], before[k])
 
@@ -171,8 +164,6 @@ def test_forward_runners(data, dtype):
 
 
 def test_yardstick_is_the_sum_of_the_sigmoids(data):
-    if W.yardstick_fn() is None:
-        pytest.skip("no sigmoid yardstick kernel")
     X, _, p = data["float64"]
     expect = sum(
         reference.sigmoid(p[w][u, 0] * X[0] + p[b][u, 0]).sum()
@@ -186,11 +177,7 @@ def test_memory_probe():
     # warmed up on 2 x SERIAL_MAX_M samples (the parallel path, as m takes)
     m = 200_000
     data = 3 * m * 8
-    res = {
-        impl: W.run_memory_probe(impl, m, "float64")
-        for impl in ("numpy", "compiled")
-        if impl == "numpy" or not W.missing_compiled("train_epochs")
-    }
+    res = {impl: W.run_memory_probe(impl, m, "float64") for impl in ("numpy", "compiled")}
     for r in res.values():
         assert r["data_bytes"] == data
         if not r["peak_reset"]:
