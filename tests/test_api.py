@@ -803,3 +803,19 @@ def test_none_means_the_default(data):
     b = fusedmlp.train(X, Y, epochs=3, seed=1, activation="sigmoid", loss="mse", lr=0.2)
     assert (a.activation, a.loss, a.lr) == ("sigmoid", "mse", 0.2)
     np.testing.assert_array_equal(a.losses, b.losses)
+
+
+@pytest.mark.parametrize(
+    "seed, exc, words",
+    [("a", TypeError, "seed must be an integer"), (-1, ValueError, "seed must be an integer >= 0"),
+     (2**40, ValueError, r"<= 2\*\*32 - 1, got 1099511627776")],
+)  # fmt: skip
+def test_one_seed_check_everywhere(seed, exc, words):
+    # init_params, train and the data sets accept exactly what RandomState accepts
+    for call in (
+        lambda: fusedmlp.init_params(2, 4, 1, seed=seed),
+        lambda: fusedmlp.train(*datasets.planar(m=10), epochs=1, seed=seed),
+        lambda: datasets.planar(m=10, seed=seed),
+    ):
+        with pytest.raises(exc, match=words):
+            call()

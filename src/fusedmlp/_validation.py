@@ -73,6 +73,14 @@ def check_real(name: str, value: object, *, positive: bool = False) -> float:
     return value
 
 
+def check_seed(seed: object) -> int:
+    """A seed numpy's RandomState accepts: a whole number in [0, 2**32 - 1]."""
+    seed = check_count("seed", seed, minimum=0)
+    if seed > 2**32 - 1:
+        raise ValueError(f"seed must be an integer >= 0 and <= 2**32 - 1, got {seed}.")
+    return seed
+
+
 def check_lr(lr: object) -> float:
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
         raise TypeError(f"lr must be a positive real number, got {lr!r}.")

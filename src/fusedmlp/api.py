@@ -15,6 +15,7 @@ from ._validation import (
     check_count,
     check_data_for,
     check_params,
+    check_seed,
     check_X,
     work_dtype,
 )
@@ -67,7 +68,7 @@ def init_params(
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dtype}.")
-    rng = np.random.RandomState(seed)
+    rng = np.random.RandomState(None if seed is None else check_seed(seed))
     W1 = rng.randn(n_h, n_x) * scale
     W2 = rng.randn(n_y, n_h) * scale
     return {

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._validation import check_count
+from ._validation import check_count, check_seed
 
 __all__ = [
     "DATASETS",
@@ -54,19 +54,6 @@ def _check_m(m: object) -> int:
     if m < 1:
         raise ValueError(f"m must be a positive integer number of samples, got {m}")
     return m
-
-
-def _check_seed(seed: object) -> int:
-    # None would seed from OS entropy and break the "same seed, same data" promise.
-    if not _is_int(seed):
-        raise TypeError(
-            f"seed must be an integer in [0, 2**32 - 1], got {seed!r} "
-            f"of type {type(seed).__name__}"
-        )
-    seed = operator.index(seed)
-    if not 0 <= seed <= 2**32 - 1:
-        raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {seed}")
-    return seed
 
 
 def _check_real(name: str, value: object, *, positive: bool = False) -> float:
@@ -128,7 +115,7 @@ def planar(m: int = 400, seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarr
     1.204442292254319
     """
     m = _check_m(m)
-    rng = np.random.RandomState(_check_seed(seed))
+    rng = np.random.RandomState(check_seed(seed))
     X = np.empty((2, m))
     start = 0
     for j, n in enumerate(_split_two(m)):
@@ -188,7 +175,7 @@ def circles(
     [1.0, 1.0, 1.0, 0.5, 0.5, 0.5]
     """
     m = _check_m(m)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     noise = _check_real("noise", noise)
     factor = _check_real("factor", factor)
     if factor >= 1:
@@ -238,7 +225,7 @@ def moons(
     [[1.0, -1.0, 0.0, 2.0], [0.0, 0.0, 0.5, 0.5]]
     """
     m = _check_m(m)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     noise = _check_real("noise", noise)
     rng = np.random.RandomState(seed)
     n0, n1 = _split_two(m)
@@ -288,7 +275,7 @@ def blobs(
     [[0.0, 1.0, 0.0, 0.0, 1.0, 0.0]]
     """
     m = _check_m(m)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     centers = check_count("centers", centers, minimum=2)
     std = _check_real("std", std)
     rng = np.random.RandomState(seed)
@@ -333,7 +320,7 @@ def quantiles(
     50
     """
     m = _check_m(m)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     cov = _check_real("cov", cov, positive=True)
     classes = check_count("classes", classes, minimum=2)
     rng = np.random.RandomState(seed)
@@ -374,7 +361,7 @@ def random(m: int = 200, seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarr
     (True, True)
     """
     m = _check_m(m)
-    rng = np.random.RandomState(_check_seed(seed))
+    rng = np.random.RandomState(check_seed(seed))
     X = rng.uniform(-1.0, 1.0, size=(2, m))
     Y = rng.randint(0, 2, size=(1, m)).astype(np.float64)
     return X, Y
@@ -510,7 +497,7 @@ def write_planar(
     from . import outofcore
 
     m = _check_m(m)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     chunk = check_count("chunk", chunk, minimum=1)
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):

@@ -33,6 +33,7 @@ from ._validation import (
     check_loss,
     check_lr,
     check_params,
+    check_seed,
     check_XY,
     warn_copy,
     work_dtype,
@@ -444,7 +445,7 @@ def train(
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
     else:
-        seed = check_count("seed", seed, minimum=0)
+        seed = check_seed(seed)
 
     if init is not None:
         p = check_params(init)
