@@ -2,7 +2,10 @@
 
 import doctest
 import os
+import re
 import shutil
+import subprocess
+import sys
 import time
 import tracemalloc
 import zipfile
@@ -139,6 +142,208 @@ def test_write_planar_replaces_a_file_still_mapped(pair):
     assert bits(old_X) == bits(before) and bits(new_X) != bits(before)
 
 
+def _listing(folder):
+    """{path relative to folder: contents} of everything in folder, links as their target."""
+    out = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            if os.path.islink(path):
+                out[os.path.relpath(path, folder)] = "-> " + os.readlink(path)
+            elif os.path.isfile(path):
+                with open(path, "rb") as f:
+                    out[os.path.relpath(path, folder)] = f.read()
+            else:
+                out[os.path.relpath(path, folder)] = "directory"
+    return out
+
+
+_WRITE_IN_CHILD = """
+import sys
+from fusedmlp import datasets
+try:
+    datasets.write_planar(sys.argv[1], sys.argv[2], m=100_000)
+except ValueError as e:
+    print(e)
+    sys.exit(3)
+"""
+
+_ONE_FILE = {  # (x_path, y_path) relative to the folder, and whether same.npy exists
+    "same": ("same.npy", "same.npy", False),
+    "absolute": ("same.npy", "{folder}/same.npy", False),
+    "dotdot": ("./a/../same.npy", "same.npy", False),
+    "dotdot-existing": ("same.npy", "a/../same.npy", True),
+    "symlink": ("link.npy", "same.npy", True),
+    "dangling-symlink": ("same.npy", "link.npy", False),
+    "hardlink": ("same.npy", "hard.npy", True),
+}
+
+
+@pytest.mark.parametrize("case", list(_ONE_FILE))
+def test_write_planar_refuses_one_file_for_x_and_y(tmp_path, case):
+    # run in a child process: two maps of one file used to kill the writer with SIGBUS
+    # (leaving its .partial file behind), and pytest must survive a regression
+    x, y, exists = _ONE_FILE[case]
+    y = y.format(folder=tmp_path)
+    (tmp_path / "a").mkdir()
+    if exists:
+        np.save(tmp_path / "same.npy", np.arange(5.0))
+    if "symlink" in case:
+        os.symlink("same.npy", tmp_path / "link.npy")
+    if case == "hardlink":
+        os.link(tmp_path / "same.npy", tmp_path / "hard.npy")
+    before = _listing(tmp_path)
+    child = subprocess.run(
+        [sys.executable, "-c", _WRITE_IN_CHILD, x, y],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == 3, (
+        f"write_planar({x!r}, {y!r}) ended with {child.returncode} (-7: SIGBUS, 0: no error)"
+        f"\n{child.stderr[-3000:]}"
+    )
+    assert f"x_path {x!r} and y_path {y!r} are the same file" in child.stdout
+    assert _listing(tmp_path) == before  # raised before anything was created
+
+
+@pytest.mark.parametrize("failure", ["fill", "mid-fill", "interrupt", "preallocate"])
+def test_write_planar_failure_leaves_no_partial_file(tmp_path, monkeypatch, failure):
+    X, Y = datasets.write_planar(tmp_path / "X.npy", tmp_path / "Y.npy", 3000, seed=1)
+    old = np.array(X), np.array(Y)
+    before = _listing(tmp_path)
+    calls = []
+
+    def fail(*args, **kw):
+        calls.append(1)
+        if failure != "mid-fill" or len(calls) == 3:  # mid-fill: after two chunks
+            raise (KeyboardInterrupt if failure == "interrupt" else OSError)("injected")
+        return release(*args, **kw)
+
+    release = outofcore.release
+    if failure == "mid-fill":
+        monkeypatch.setattr(outofcore, "release", fail)
+    elif failure == "preallocate":
+        monkeypatch.setattr(outofcore, "preallocate", fail)
+    else:
+        monkeypatch.setattr(datasets, "_fill_planar", fail)
+    with pytest.raises(KeyboardInterrupt if failure == "interrupt" else OSError, match="injected"):
+        datasets.write_planar(tmp_path / "X.npy", tmp_path / "Y.npy", 3000, seed=2, chunk=500)
+    assert calls and _listing(tmp_path) == before  # no .partial file, old X and Y kept
+    assert bits(X) == bits(old[0]) and bits(Y) == bits(old[1])  # and their maps intact
+
+
+def test_write_planar_refuses_a_directory_before_writing(tmp_path):
+    datasets.write_planar(tmp_path / "X.npy", tmp_path / "Y.npy", 1000, seed=1)
+    (tmp_path / "d").mkdir()
+    before = _listing(tmp_path)
+    # the rename over a directory used to fail after X had already been replaced
+    message = f"y_path {str(tmp_path / 'd')!r} is a directory; give a file in it, e.g. "
+    with pytest.raises(ValueError, match=re.escape(message + repr(str(tmp_path / "d" / "Y.npy")))):
+        datasets.write_planar(tmp_path / "X.npy", tmp_path / "d", 1000, seed=2)
+    assert _listing(tmp_path) == before
+
+
+# ---------------------------------------------------------------------------
+# FileWatch
+
+
+TAIL = " Do not change a data file while arrays mapped from it are in use."
+
+
+def test_filewatch_sees_a_file_modified_in_place(pair, tmp_path):
+    X, Y = pair(1000, dtype="float64")
+    watch = outofcore.FileWatch(X=X, Y=Y)
+    assert watch and watch.changed() is None
+    assert watch.files == {"X": str(tmp_path / "X.npy"), "Y": str(tmp_path / "Y.npy")}
+    assert (
+        repr(watch) == f"FileWatch(X={str(tmp_path / 'X.npy')!r}, Y={str(tmp_path / 'Y.npy')!r})"
+    )
+    size = os.path.getsize(tmp_path / "X.npy")
+    time.sleep(0.05)  # past the file system's timestamp granularity (a clock tick)
+    with open(tmp_path / "X.npy", "r+b") as f:  # X[1, 7] = 42, same size
+        f.seek(X.offset + (1000 + 7) * 8)
+        f.write(np.float64(42.0).tobytes())
+    assert os.path.getsize(tmp_path / "X.npy") == size
+    assert float(X[1, 7]) == 42.0  # the map silently reads the new data
+    assert watch.changed() == (
+        f"X: file {str(tmp_path / 'X.npy')!r} was modified: the data read from it has "
+        "changed." + TAIL
+    )
+
+
+def test_filewatch_sees_a_truncated_or_grown_file(pair, tmp_path):
+    X, Y = pair(1000, dtype="float64")
+    watch = outofcore.FileWatch(X=X, Y=Y[:, 10:])  # a view of a map is watched too
+    assert watch.files == {"X": str(tmp_path / "X.npy"), "Y": str(tmp_path / "Y.npy")}
+    # reading Y from here on would kill the process: it is never touched again
+    os.truncate(tmp_path / "Y.npy", 100)
+    assert watch.changed() == (
+        f"Y: file {str(tmp_path / 'Y.npy')!r} changed size: 8128 -> 100 bytes (truncated; "
+        "reading the lost pages kills the process: SIGBUS)." + TAIL
+    )  # 128 bytes of header + 1000 float64
+    # a watch begun after the truncation sees that the file is shorter than its map
+    assert outofcore.FileWatch(Y=Y).changed() == (
+        f"Y: file {str(tmp_path / 'Y.npy')!r} is 100 bytes, shorter than its map (8128 "
+        "bytes): it was truncated; reading the lost pages kills the process: SIGBUS." + TAIL
+    )
+    watch = outofcore.FileWatch(X=X)
+    os.truncate(tmp_path / "X.npy", 16128 + 4096)
+    assert watch.changed() == (
+        f"X: file {str(tmp_path / 'X.npy')!r} changed size: 16128 -> 20224 bytes (its "
+        "contents may have changed too)." + TAIL
+    )
+
+
+def test_filewatch_sees_a_file_replaced_or_deleted(pair, tmp_path):
+    X, Y = pair(1000, seed=1)
+    old = np.array(X)
+    watch_x, watch_y = outofcore.FileWatch(X=X), outofcore.FileWatch(Y=Y)
+    pair(1000, seed=2)  # renames new files over X.npy and Y.npy
+    assert watch_x.changed() == (
+        f"X: file {str(tmp_path / 'X.npy')!r} was replaced by another file; the map still "
+        "reads the old data." + TAIL
+    )
+    assert bits(X) == bits(old)
+    X, Y = outofcore.open_pair(tmp_path / "X.npy", tmp_path / "Y.npy")
+    watch_x, watch_y = outofcore.FileWatch(X=X), outofcore.FileWatch(Y=Y)
+    np.save(tmp_path / "new.npy", np.zeros((2, 1000), np.float32))  # same size
+    os.replace(tmp_path / "new.npy", tmp_path / "X.npy")
+    os.remove(tmp_path / "Y.npy")
+    assert "X: file" in watch_x.changed() and "was replaced by another file" in watch_x.changed()
+    assert watch_y.changed() == (
+        f"Y: file {str(tmp_path / 'Y.npy')!r} was deleted or renamed; the map still reads "
+        "the old data." + TAIL
+    )
+
+
+def test_filewatch_ignores_arrays_in_memory(pair):
+    X, Y = pair(100)
+    watch = outofcore.FileWatch(X=np.array(X), Y=[1.0], Z=X + 1)
+    assert not watch and watch.files == {} and repr(watch) == "FileWatch()"
+    assert watch.changed() is None
+    assert list(outofcore.FileWatch(X=X, Y=np.array(Y)).files) == ["X"]
+
+
+def test_filewatch_stats_each_file_once(pair, tmp_path, monkeypatch):
+    X, Y = pair(100, dtype="float64")
+    npz = str(tmp_path / "d.npz")
+    np.savez(npz, X=X, Y=Y)
+    Xz, Yz = outofcore.open_npz(npz)
+    watch = outofcore.FileWatch(X=Xz, Y=Yz, Z=X)
+    assert watch.files == {"X": npz, "Y": npz, "Z": str(tmp_path / "X.npy")}
+    stat, seen = os.stat, []
+    monkeypatch.setattr(os, "stat", lambda path, *a, **kw: seen.append(path) or stat(path))
+    assert watch.changed() is None
+    monkeypatch.undo()
+    assert sorted(seen) == sorted([npz, str(tmp_path / "X.npy")])
+    os.truncate(npz, 200)  # both members lost: the line names both arrays
+    assert watch.changed().startswith(f"X and Y: file {npz!r} changed size: ")
+
+
+# ---------------------------------------------------------------------------
+# train on memory maps
 # ---------------------------------------------------------------------------
 # train on memory maps
 
@@ -238,6 +443,50 @@ def test_npz_errors(tmp_path):
         zf.writestr("Y.npy", _npy_bytes(np.ones((1, 10))))
     with pytest.raises(ValueError, match="looks damaged"):
         outofcore.open_npz(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("chunk", [None, 4097])  # 4097: sums across chunk boundaries
+def test_open_npz_verify_finds_a_flipped_byte(pair, tmp_path, monkeypatch, chunk):
+    if chunk is not None:
+        monkeypatch.setattr(outofcore, "_CRC_CHUNK", chunk)
+    X, Y = pair(5000, dtype="float64")
+    path = tmp_path / "d.npz"
+    np.savez(path, X=X, Y=Y, E=np.empty((0, 3)))
+    Xz, Yz, E = outofcore.open_npz(path, keys=("X", "Y", "E"), verify=True)  # intact
+    assert bits(Xz) == bits(X) and bits(Yz) == bits(Y) and E.shape == (0, 3)
+    where = Xz.offset + 12345  # a byte inside X's data
+    del Xz, Yz
+    with open(path, "r+b") as f:
+        f.seek(where)
+        byte = f.read(1)[0]
+        f.seek(where)
+        f.write(bytes([byte ^ 0x10]))
+    # a memory map skips the zip's CRC check: the damage comes through silently
+    Xz, Yz = outofcore.open_npz(path)
+    diff = np.frombuffer(bits(Xz), np.uint8) != np.frombuffer(bits(X), np.uint8)
+    assert np.flatnonzero(diff).tolist() == [12345] and bits(Yz) == bits(Y)
+    with np.load(path) as z, pytest.raises(zipfile.BadZipFile, match="CRC"):
+        z["X"]  # np.load reads through zipfile, which checks it
+    with pytest.raises(
+        ValueError, match=re.escape(f"{str(path)!r} member 'X' is damaged: the CRC")
+    ):
+        outofcore.open_npz(path, verify=True)
+    (Yv,) = outofcore.open_npz(path, keys=("Y",), verify=True)  # Y itself is intact
+    assert bits(Yv) == bits(Y)
+
+
+@pytest.mark.skipif(not LINUX, reason="needs /proc")
+def test_open_npz_verify_memory_stays_bounded(pair, tmp_path):
+    X, Y = pair(10**6, dtype="float64")  # X is 16 MB
+    np.savez(tmp_path / "d.npz", X=X, Y=Y)
+    tracemalloc.start()
+    try:
+        Xz, Yz = outofcore.open_npz(tmp_path / "d.npz", verify=True)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20  # nothing of the data's size is copied
+    assert outofcore.resident_bytes(Xz) == 0  # and the summed pages were unmapped
 
 
 def _npy_bytes(a):

@@ -13,9 +13,11 @@ exercise). Columns are not shuffled; each docstring states their order.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import operator
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -464,10 +466,16 @@ def write_planar(
     the files preallocated first: a memory map on a full disk would crash with SIGBUS
     instead of raising.
 
+    The files are written under temporary names (``<path>.partial-<pid>``) and renamed
+    over ``x_path`` and ``y_path`` at the end, so a failed write leaves no partial file
+    and existing files (and arrays still mapped from them) untouched. Two paths naming
+    one file (also through a symbolic or hard link, or ``..``) are refused up front: the
+    second map would truncate the first and kill the process with SIGBUS.
+
     Parameters
     ----------
     x_path, y_path : str or path
-        Files to create (or overwrite) for X (2, m) and Y (1, m).
+        Two different files to create (or overwrite) for X (2, m) and Y (1, m).
     m : int
         Number of samples (any size the disk holds).
     seed : int, default 1
@@ -483,6 +491,14 @@ def write_planar(
     X, Y : np.memmap
         The files opened read-only (``outofcore.open_pair``).
 
+    Raises
+    ------
+    ValueError
+        ``x_path`` and ``y_path`` are the same file, or one is a directory; checked
+        before anything is created.
+    OSError
+        Not enough free disk space (nothing is created), or the write failed.
+
     Examples
     --------
     >>> import os, tempfile
@@ -491,9 +507,11 @@ def write_planar(
     ...                         dtype="float64", chunk=64)
     ...     bool((X == planar(401)[0]).all() and (Y == planar(401)[1]).all())
     True
+    >>> write_planar("XY.npy", "./XY.npy", 10)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: x_path 'XY.npy' and y_path './XY.npy' are the same file; ...
     """
-    import os
-
     from . import outofcore
 
     m = _check_m(m)
@@ -502,6 +520,8 @@ def write_planar(
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    x_path, y_path = os.fspath(x_path), os.fspath(y_path)
+    _check_targets(x_path, y_path)
     need: dict[str, int] = {}
     for path, rows in ((x_path, 2), (y_path, 1)):
         folder = os.path.dirname(os.path.abspath(path))
@@ -511,7 +531,7 @@ def write_planar(
 
     # written under temporary names and renamed at the end: a failed write leaves no
     # valid-looking file, and maps of an older file at the same path stay intact
-    x_tmp, y_tmp = (f"{os.fspath(p)}.partial-{os.getpid()}" for p in (x_path, y_path))
+    x_tmp, y_tmp = (f"{p}.partial-{os.getpid()}" for p in (x_path, y_path))
     try:
         X = np.lib.format.open_memmap(x_tmp, mode="w+", dtype=dtype, shape=(2, m))
         Y = np.lib.format.open_memmap(y_tmp, mode="w+", dtype=dtype, shape=(1, m))
@@ -524,10 +544,37 @@ def write_planar(
         os.replace(x_tmp, x_path)
         os.replace(y_tmp, y_path)
     finally:
-        for path in (x_tmp, y_tmp):
-            if os.path.exists(path):
+        for path in (x_tmp, y_tmp):  # gone already after a successful rename
+            with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
     return outofcore.open_pair(x_path, y_path)
+
+
+def _same_file(a: str, b: str) -> bool:
+    """True when paths a and b name one file, whether or not it exists yet."""
+    ra, rb = (os.path.normcase(os.path.realpath(p)) for p in (a, b))
+    if ra == rb:  # spellings, symbolic links (even dangling ones)
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links, bind mounts
+    except OSError:  # one of them does not exist (yet): not one file
+        return False
+
+
+def _check_targets(x_path: str, y_path: str) -> None:
+    # before anything is written: two maps of one file would truncate each other (SIGBUS),
+    # and a rename over a directory would fail only after the whole write
+    if _same_file(x_path, y_path):
+        raise ValueError(
+            f"x_path {x_path!r} and y_path {y_path!r} are the same file; X and Y need two "
+            "different files, e.g. 'X.npy' and 'Y.npy'."
+        )
+    for name, path in (("x_path", x_path), ("y_path", y_path)):
+        if os.path.isdir(path):
+            raise ValueError(
+                f"{name} {path!r} is a directory; give a file in it, e.g. "
+                f"{os.path.join(path, name[0].upper() + '.npy')!r}."
+            )
 
 
 def _planar_noise(m: int, seed: int, chunk: int):
