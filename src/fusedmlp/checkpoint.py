@@ -4,14 +4,34 @@ The file holds the four parameter arrays, the losses, and the configuration as a
 string (no pickles, so loading a file never runs code from it). Saving writes a temporary
 file beside the target and renames it, so an interrupted save never leaves half a file
 where a good checkpoint was.
+
+One set of rules (``_validate``) says what a checkpoint may hold. ``load`` applies it to
+what it reads, and ``save`` applies it to what it is about to write, before it touches
+the target: a result that would not load back is refused, and a good checkpoint is never
+replaced by one that cannot be read.
+
+How a save treats what is already at the target (see ``save`` for details):
+
+- a symbolic link is written through: the link stays, the file it points to is replaced;
+- a regular file without any write permission bit (``chmod 444``) is refused, for root
+  too, as editors do; otherwise it is replaced and keeps its permission bits (and, where
+  the system allows, its owner and group);
+- a directory, named pipe, device or socket is refused: nothing is renamed over it;
+- other hard links to the old file keep the old contents (the rename gives the name a new
+  file).
+
+``check_target`` runs the same checks on the target without writing anything, so a
+program can find an unwritable output before it trains rather than after.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
 import secrets
+import stat
 import zipfile
 from pathlib import Path
 
@@ -26,54 +46,274 @@ from ._validation import (
     check_loss,
     check_lr,
     check_params,
+    check_seed,
 )
 from .trainer import TrainResult
 
 FORMAT = "fusedmlp-checkpoint"
 VERSION = 1
 _ARRAYS = (*PARAM_NAMES, "losses")
+# what a file's contents (or a result about to be written) can raise while being checked
+_CONTENT_ERRORS = (KeyError, TypeError, ValueError, OverflowError, RecursionError)
+_MAX_LINKS = 40  # as the kernel's limit on symbolic links followed in one lookup
 
 
-def save(path: str | os.PathLike, result: TrainResult) -> Path:
-    """Write a training result (parameters, losses, configuration) to one ``.npz`` file.
+# ---------------------------------------------------------------------------
+# the target: where a checkpoint goes, and whether it can go there
+
+
+def check_target(path: str | os.PathLike) -> Path:
+    """Check that ``save`` could write a checkpoint to ``path``, leaving nothing behind.
+
+    Call it before a long computation whose result is to be saved, so that a bad output
+    path fails at once rather than after training. ``save`` runs the same checks.
+
+    Checked: the folder exists and is a folder; the target, if it exists, is a regular
+    file (not a directory, pipe, device or socket) with a write permission bit and
+    writable by this user; and a file can actually be created in the folder (a probe
+    file with a unique hidden name is created and removed again), which catches
+    read-only file systems and folders without write permission. A symbolic link is
+    followed: the checks apply to the file it points to and its folder.
 
     Parameters
     ----------
     path : str or PathLike
-        Target file, written exactly as named (``.npz`` is the usual suffix).
-    result : TrainResult
-        From ``fusedmlp.train`` (or ``load``).
+        The checkpoint file to be written.
 
     Returns
     -------
     Path
-        The path written.
+        The file ``save`` would create or replace: ``path`` itself, or the file it points
+        to when ``path`` is a symbolic link.
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder does not exist (or, as in ``/proc``, accepts no new files).
+    NotADirectoryError
+        Part of the folder's path is a regular file.
+    IsADirectoryError
+        ``path`` is a directory.
+    PermissionError
+        The file is read-only (no write bit: ``chmod u+w`` it or pick another name), or
+        this user may not write it or create files in its folder.
+    OSError
+        ``path`` is a pipe, device or socket, its folder is on a read-only file system,
+        or its symbolic links loop. Every message names ``path`` (and the file a link
+        points to), never a temporary name, and says what to do.
 
     Examples
     --------
-    >>> import tempfile, os, fusedmlp
-    >>> X, Y = fusedmlp.datasets.planar(m=40)
-    >>> res = fusedmlp.train(X, Y, epochs=5, seed=2)
-    >>> path = os.path.join(tempfile.mkdtemp(), "run.npz")
-    >>> back = fusedmlp.load(fusedmlp.save(path, res))
-    >>> bool((back.params["W1"] == res.params["W1"]).all()), back.epochs
-    (True, 5)
+    >>> import os, tempfile
+    >>> from fusedmlp.checkpoint import check_target
+    >>> folder = tempfile.mkdtemp()
+    >>> check_target(os.path.join(folder, "run.npz")).name
+    'run.npz'
+    >>> os.listdir(folder)  # the probe is gone
+    []
+    >>> check_target(folder)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    IsADirectoryError: cannot save to ...: it is a directory; name a file.
     """
-    if not isinstance(result, TrainResult):
-        raise TypeError(f"result must be a TrainResult, got {type(result).__name__}.")
+    return _target(path)[0]
+
+
+def _target(path) -> tuple[Path, os.stat_result | None]:
+    """check_target's work: the real file, and its stat when it exists."""
+    path = Path(path)
+    real = _follow(path)
+    where = _where(path, real)
+    folder = real.parent
+    try:
+        folder_st = os.stat(folder)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise _missing_folder(where, folder) from exc
+    except OSError as exc:
+        raise _like(
+            exc,
+            f"cannot save to {where}: cannot look into the folder {folder} "
+            f"({exc.strerror}); {_fix(exc, folder)}",
+        ) from exc
+    if not stat.S_ISDIR(folder_st.st_mode):
+        raise _error(
+            NotADirectoryError,
+            f"cannot save to {where}: {folder} is a file, not a folder; "
+            "choose a path in an existing folder.",
+        )
+    try:
+        st = os.lstat(real)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise _like(
+            exc, f"cannot save to {where}: cannot look at it ({exc.strerror}); {_fix(exc, folder)}"
+        ) from exc
+    if st is not None:
+        _check_existing(where, real, st)
+    _probe(where, folder, real.name)
+    if st is not None and not os.access(real, os.W_OK):
+        # the mode bits allow writing, but not for this user (someone else's file)
+        raise _error(
+            PermissionError,
+            f"cannot save to {where}: you may not write to it (mode "
+            f"{oct(stat.S_IMODE(st.st_mode))}, owner uid {st.st_uid}); save under "
+            "another name or ask its owner.",
+        )
+    return real, st
+
+
+def _follow(path: Path) -> Path:
+    """path with its symbolic links followed (only the last component: the file)."""
+    real = path
+    for _ in range(_MAX_LINKS):
+        try:
+            link = os.readlink(real)
+        except OSError:  # not a link, or not there: the stat checks say which
+            return real
+        real = real.parent / link  # an absolute link replaces the parent
+    exc = OSError(
+        f"cannot save to {path}: its symbolic links loop (more than {_MAX_LINKS} in a row); "
+        "fix the links or save under another name."
+    )
+    exc.errno = errno.ELOOP
+    raise exc
+
+
+_ERRNO = {
+    FileNotFoundError: errno.ENOENT,
+    NotADirectoryError: errno.ENOTDIR,
+    IsADirectoryError: errno.EISDIR,
+    PermissionError: errno.EACCES,
+}
+
+
+def _error(kind: type, message: str) -> OSError:
+    """kind(message) with the errno the system would give it (callers may test errno)."""
+    exc = kind(message)
+    exc.errno = _ERRNO.get(kind)
+    return exc
+
+
+def _where(path: Path, real: Path) -> str:
+    return str(path) if real == path else f"{path} (a link to {real})"
+
+
+def _missing_folder(where: str, folder: Path) -> OSError:
+    """The folder is not there: name the part that is missing, or the file in the way."""
+    for part in [*reversed(folder.parents), folder]:
+        if part.exists() and not part.is_dir():
+            return _error(
+                NotADirectoryError,
+                f"cannot save to {where}: {part} is a file, not a folder; "
+                "choose a path in an existing folder.",
+            )
+    return _error(
+        FileNotFoundError,
+        f"cannot save to {where}: the folder {folder} does not exist; create it first.",
+    )
+
+
+_SPECIAL = {
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFLNK: "a symbolic link that cannot be followed",
+}
+
+
+def _check_existing(where: str, real: Path, st: os.stat_result) -> None:
+    """Refuse a directory, a special file, or a file without any write bit."""
+    if stat.S_ISDIR(st.st_mode):
+        raise _error(IsADirectoryError, f"cannot save to {where}: it is a directory; name a file.")
+    if not stat.S_ISREG(st.st_mode):
+        kind = _SPECIAL.get(stat.S_IFMT(st.st_mode), "a special file")
+        raise OSError(
+            f"cannot save to {where}: it is {kind}, not a regular file; a checkpoint never "
+            "replaces one: name a regular file."
+        )
+    if st.st_mode & 0o222 == 0:
+        # checked by hand: os.access says yes to root, and editors refuse even for root
+        raise _error(
+            PermissionError,
+            f"cannot save to {where}: the file is read-only (mode "
+            f"{oct(stat.S_IMODE(st.st_mode))}); make it writable (chmod u+w {real}) or "
+            "save under another name.",
+        )
+
+
+def _probe(where: str, folder: Path, name: str) -> None:
+    """Create and remove a file in folder: the only honest test that a file can be made."""
+    probe = folder / f".{name[:64]}.{secrets.token_hex(8)}.probe"
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError as exc:
+        raise _like(
+            exc,
+            f"cannot save to {where}: no file can be created in the folder {folder} "
+            f"({_why(exc)}); {_fix(exc, folder)}",
+        ) from exc
+    os.close(fd)
+    probe.unlink()
+
+
+def _why(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):  # the folder is there: it takes no new files
+        return f"{exc.strerror}: the folder accepts no new files"
+    return exc.strerror or str(exc)
+
+
+def _fix(exc: OSError, folder: Path) -> str:
+    if exc.errno == errno.EROFS:
+        return "its file system is read-only: save it somewhere else."
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"make the folder writable (chmod u+w {folder}) or save it somewhere else."
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free some space or save it somewhere else."
+    return "save it somewhere else."
+
+
+def _like(exc: OSError, message: str) -> OSError:
+    """An error of exc's kind (and errno) with our message, which names the real target."""
+    try:
+        new = type(exc)(message)
+    except Exception:  # an OSError subclass with another signature
+        new = OSError(message)
+    new.errno = exc.errno
+    return new
+
+
+# ---------------------------------------------------------------------------
+# the contents: one set of rules for what is written and what is read
+
+
+class _NewerVersion(ValueError):
+    """Written by a newer fusedmlp: a reason to upgrade, not a damaged file."""
+
+
+def _encode(result: TrainResult) -> tuple[dict, str]:
+    """The arrays and the configuration text save writes for result."""
     from . import __version__
 
-    path = Path(path)
-    n_x, n_h, n_y = result.sizes
+    params = result.params
+    if not isinstance(params, dict) or any(k not in params for k in PARAM_NAMES):
+        raise TypeError(f"the parameters must be a dict with keys {PARAM_NAMES}")
+    arrays = {k: np.asarray(params[k]) for k in PARAM_NAMES}
+    losses = np.asarray(result.losses)
+    arrays["losses"] = losses.astype(np.float64) if losses.dtype.kind in "biuf" else losses
+    W1, W2 = arrays["W1"], arrays["W2"]
+    # malformed parameters leave sizes None; _validate reports the parameters first
+    ok = W1.ndim == 2 and W2.ndim == 2
     config = {
         "format": FORMAT,
         "version": VERSION,
-        "sizes": {"n_x": n_x, "n_h": n_h, "n_y": n_y},
+        "sizes": {"n_x": W1.shape[1], "n_h": W1.shape[0], "n_y": W2.shape[0]} if ok else None,
         "activation": result.activation,
         "loss": result.loss,
         "lr": result.lr,
-        "epochs": result.epochs,
-        "dtype": str(result.dtype),
+        "epochs": len(losses) if losses.ndim == 1 else None,
+        "dtype": str(W1.dtype),
         "seed": result.seed,
         "batch_size": result.batch_size,
         "backend": result.backend,
@@ -87,34 +327,288 @@ def save(path: str | os.PathLike, result: TrainResult) -> Path:
         },
         "info": result.info,
     }
-    arrays = {k: np.asarray(result.params[k]) for k in PARAM_NAMES}
-    arrays["losses"] = np.asarray(result.losses, dtype=np.float64)
-    arrays["config"] = np.array(json.dumps(config, default=_plain))
-    if path.is_dir():
-        raise IsADirectoryError(f"cannot save to {path}: it is a directory; name a file.")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(
-            f"cannot save to {path}: the folder {path.parent} does not exist; create it first."
-        )
-    # a fresh temporary name beside the target, created with the ordinary mode (the umask
-    # applies), written, then renamed over the target
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        return arrays, json.dumps(config, default=_plain)
+    except (TypeError, ValueError, RecursionError, OverflowError) as exc:
+        for key, value in config.items():
+            try:
+                json.dumps(value, default=_plain)
+            except (TypeError, ValueError, RecursionError, OverflowError):
+                raise ValueError(
+                    f"its {key} cannot be written as JSON ({type(exc).__name__}: {exc}); "
+                    "keep to numbers, strings, lists and dicts with string keys"
+                ) from exc
         raise
-    return path
 
 
 def _plain(obj):
     """JSON for numpy scalars and arrays a result's info may hold."""
     if isinstance(obj, (np.generic, np.ndarray)):
         return obj.tolist()
-    raise TypeError(f"cannot store {type(obj).__name__} in a checkpoint's info")
+    raise TypeError(f"cannot store {type(obj).__name__} in a checkpoint")
+
+
+def _validate(arrays: dict, text: str) -> TrainResult:
+    """The checkpoint that arrays and configuration text make, or an error saying why not.
+
+    Raises ValueError (_NewerVersion for a newer format), TypeError or KeyError; load and
+    save turn them into their own messages.
+    """
+    config = _parse_config(text)
+    dtype = config["dtype"]
+    if not isinstance(dtype, str) or np.dtype(dtype) not in (np.float32, np.float64):
+        raise ValueError(
+            f"the parameters' dtype {dtype} is not float32 or float64; convert them with "
+            ".astype(np.float64)"
+        )
+    dtype = np.dtype(dtype)
+    params = check_params({k: _cast(k, arrays[k], dtype) for k in PARAM_NAMES})
+    sizes = config["sizes"]
+    expected = tuple(check_count(k, sizes[k], minimum=1) for k in ("n_x", "n_h", "n_y"))
+    losses = arrays["losses"]
+    if losses.dtype.kind != "f":
+        raise TypeError(f"losses have dtype {losses.dtype}, not a float")
+    if losses.ndim != 1:
+        raise ValueError(f"losses have shape {losses.shape}; they must be 1-D, one per epoch")
+    epochs = check_count("epochs", config["epochs"], minimum=0)
+    if len(losses) != epochs:
+        raise ValueError(f"{losses.shape} losses for {epochs} epochs: expected ({epochs},)")
+    interrupted = config.get("interrupted", False)
+    if not isinstance(interrupted, bool):
+        raise TypeError(f"interrupted must be true or false, got {interrupted!r}")
+    info = config.get("info", {})
+    if not isinstance(info, dict):
+        raise TypeError(f"info must be a dict, got {type(info).__name__}")
+    seed = config.get("seed")
+    batch_size = config.get("batch_size")
+    stop_epoch = config.get("stop_epoch")
+    if stop_epoch is not None:
+        stop_epoch = check_count("stop_epoch", stop_epoch, minimum=0)
+        if stop_epoch >= epochs:
+            raise ValueError(
+                f"stop_epoch {stop_epoch} is not one of the {epochs} epochs run "
+                "(it is the index of the last one)"
+            )
+    result = TrainResult(
+        params=params,
+        losses=losses.astype(np.float64),
+        activation=check_activation(config["activation"]),
+        loss=check_loss(config["loss"]),
+        lr=_lr(config["lr"]),
+        backend=check_backend(config.get("backend", "numba")),
+        seed=None if seed is None else check_seed(seed),
+        batch_size=None
+        if batch_size is None
+        else check_count("batch_size", batch_size, minimum=1),
+        interrupted=interrupted,
+        stop_epoch=stop_epoch,
+        info=dict(info, saved_versions=config.get("versions", {})),
+    )
+    if result.sizes != expected:
+        raise ValueError(
+            f"parameters have sizes {result.sizes} but the configuration says {expected}"
+        )
+    return result
+
+
+def _parse_config(text: str) -> dict:
+    try:
+        config = json.loads(text)
+    except RecursionError as exc:  # e.g. [[[[...]]]] nested past the interpreter's limit
+        raise ValueError("its configuration nests too deeply to read") from exc
+    except ValueError as exc:  # not JSON, or an integer past Python's limit on digits
+        raise ValueError(f"its configuration is not valid JSON ({exc})") from exc
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ValueError("its configuration is not a fusedmlp one")
+    version = config.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"its format version is {version!r:.40}, not a whole number >= 1")
+    if version > VERSION:
+        raise _NewerVersion(version)
+    return config
+
+
+def _cast(name: str, a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """a in the checkpoint's dtype, refused if it is not (or does not stay) finite."""
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} has dtype {a.dtype}; parameters are real numbers")
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = a.astype(dtype)
+    bad = ~np.isfinite(p)
+    if not bad.any():
+        return p
+    i = tuple(int(j) for j in np.argwhere(bad)[0])
+    at = f"{name}[{', '.join(map(str, i))}]"
+    what = "NaN" if np.isnan(p[i]) else "inf"
+    top = np.finfo(dtype).max
+    if np.isfinite(a[i]):  # finite in its own dtype, too large for the checkpoint's
+        raise ValueError(
+            f"{name} contains inf: the parameters do not fit {dtype} ({at} = {a[i]:.6g}, "
+            f"beyond {top:.3g}); keep every array in float64 (.astype(np.float64)) or "
+            "rescale them"
+        )
+    if what == "inf" and dtype == np.float32:
+        raise ValueError(
+            f"{name} contains inf: the parameters do not fit float32 (first at {at}; "
+            f"float32 ends at {top:.3g}); keep them in float64 if they are that large, or "
+            "save finite ones"
+        )
+    raise ValueError(
+        f"{name} contains {what} (first at {at}); a checkpoint holds finite parameters "
+        "only: save the last finite ones (TrainingDiverged.result)"
+    )
+
+
+def _lr(value: object) -> float:
+    try:
+        return check_lr(value)
+    except OverflowError:  # an integer too large for a float, e.g. 10**400 from JSON
+        digits = int(value.bit_length() * 0.30103) + 1
+        raise ValueError(
+            f"lr must be a finite number > 0, got an integer of about {digits} digits"
+        ) from None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return f"its configuration has no {exc} entry"
+    if isinstance(exc, RecursionError):
+        return "its configuration nests too deeply"
+    if isinstance(exc, ValueError):
+        return str(exc).rstrip(".")
+    return f"{type(exc).__name__}: {str(exc).rstrip('.')}"
+
+
+# ---------------------------------------------------------------------------
+# save and load
+
+
+def save(path: str | os.PathLike, result: TrainResult) -> Path:
+    """Write a training result (parameters, losses, configuration) to one ``.npz`` file.
+
+    The result is first checked with the rules ``load`` applies (finite parameters of
+    consistent shapes in float32 or float64, 1-D float losses, a known activation, loss
+    and backend, lr > 0, a seed in [0, 2**32 - 1], JSON-able ``info``, ...): a result
+    that would not load back raises ``ValueError`` before the target is touched. Then the
+    target is checked as by ``check_target``, the checkpoint is written to a temporary
+    file beside it, flushed to disk and renamed over it, so an interrupted save leaves
+    the old file (or none), never half a file.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Target file, written exactly as named (``.npz`` is the usual suffix).
+    result : TrainResult
+        From ``fusedmlp.train`` (or ``load``).
+
+    Returns
+    -------
+    Path
+        The path written (as given, even when it is a symbolic link).
+
+    Raises
+    ------
+    ValueError
+        The result would not load back; the message says what is wrong.
+    OSError
+        The target cannot be written: the errors of ``check_target``, and any error
+        while writing or renaming, raised again as the same kind of error with a
+        message that names the target (not the temporary file) and the original chained.
+
+    Notes
+    -----
+    What is already at ``path`` is treated as ``np.savez`` and text editors treat it:
+
+    - a symbolic link is written through: it stays a link, and the file it points to gets
+      the new contents (the temporary file is made in that file's folder);
+    - an existing file keeps its permission bits (and, where the system allows, its owner
+      and group); a new file gets mode 0o666 less the umask;
+    - an existing file with no write bit at all (``chmod 444``) is refused with
+      ``PermissionError``, also for root: ``chmod u+w`` it or save under another name;
+    - a directory (``IsADirectoryError``), a pipe, device or socket (``OSError``) is
+      refused; nothing is ever renamed over a special file;
+    - hard links are broken: the name gets a new file, and other names of the old file
+      keep the old contents.
+
+    Saving needs permission to create files in the target's folder, even when the file
+    itself is writable.
+
+    Examples
+    --------
+    >>> import tempfile, os, fusedmlp
+    >>> X, Y = fusedmlp.datasets.planar(m=40)
+    >>> res = fusedmlp.train(X, Y, epochs=5, seed=2)
+    >>> path = os.path.join(tempfile.mkdtemp(), "run.npz")
+    >>> back = fusedmlp.load(fusedmlp.save(path, res))
+    >>> bool((back.params["W1"] == res.params["W1"]).all()), back.epochs
+    (True, 5)
+    """
+    if not isinstance(result, TrainResult):
+        raise TypeError(f"result must be a TrainResult, got {type(result).__name__}.")
+    path = Path(path)
+    try:
+        arrays, text = _encode(result)
+        _validate(arrays, text)
+    except _CONTENT_ERRORS as exc:
+        raise ValueError(
+            f"cannot save to {path}: {_reason(exc)}; nothing was written (load would "
+            "refuse such a file)."
+        ) from exc
+    arrays["config"] = np.array(text)
+    real, old = _target(path)
+    where = _where(path, real)
+    # a fresh temporary name beside the real file: created no more open than the file it
+    # replaces (or with the ordinary mode, the umask applying), written, renamed over it
+    tmp = real.with_name(f".{real.name[:64]}.{secrets.token_hex(4)}.tmp")
+    step = "creating"
+    try:
+        fd = os.open(
+            tmp,
+            os.O_CREAT | os.O_EXCL | os.O_WRONLY,
+            0o666 if old is None else old.st_mode & 0o777,
+        )
+    except OSError as exc:
+        raise _write_error(exc, where, real, old, step) from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            step = "writing"
+            np.savez(f, **arrays)
+            f.flush()
+            if old is not None:
+                _keep_owner_and_mode(f.fileno(), old)
+            os.fsync(f.fileno())
+        step = "renaming"
+        os.replace(tmp, real)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(exc, where, real, old, step) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _keep_owner_and_mode(fd: int, old: os.stat_result) -> None:
+    """The new file takes the old one's owner and group where allowed, and its mode."""
+    new = os.fstat(fd)
+    if (new.st_uid, new.st_gid) != (old.st_uid, old.st_gid):
+        try:
+            os.fchown(fd, old.st_uid, old.st_gid)
+        except PermissionError:  # only root may give a file away
+            try:
+                os.fchown(fd, -1, old.st_gid)
+            except PermissionError:
+                pass
+    os.fchmod(fd, old.st_mode & 0o777)  # after chown, which may clear bits; umask aside
+
+
+def _write_error(exc: OSError, where: str, real: Path, old, step: str) -> OSError:
+    kept = f" {real} is unchanged." if old is not None else ""
+    return _like(
+        exc,
+        f"cannot save to {where}: {exc.strerror or type(exc).__name__} while {step} the new "
+        f"checkpoint beside it; {_fix(exc, real.parent)}{kept}",
+    )
 
 
 def _bad(path, why: str) -> ValueError:
@@ -127,9 +621,11 @@ def _bad(path, why: str) -> ValueError:
 def load(path: str | os.PathLike) -> TrainResult:
     """Read a checkpoint written by ``save``; the result can be passed to ``train(resume=)``.
 
-    Everything is read and checked before anything is returned: a truncated or foreign
-    file raises ``ValueError`` (a missing one ``FileNotFoundError``), never a
-    half-loaded model.
+    Everything is read and checked before anything is returned: a truncated, damaged or
+    foreign file raises ``ValueError`` (a missing one ``FileNotFoundError``), never a
+    half-loaded model, and never an error from deep inside the reader (a configuration
+    nested too deeply, a number too large for a float, an entry claiming more memory than
+    there is).
 
     Examples
     --------
@@ -153,56 +649,33 @@ def load(path: str | os.PathLike) -> TrainResult:
             if missing:
                 raise _bad(path, f"it lacks {missing}")
             data = {k: npz[k] for k in (*_ARRAYS, "config")}  # reads (and CRC-checks) all
-        config = json.loads(str(data["config"]))
-    except ValueError as exc:
-        if str(exc).startswith(str(path)):
+    except MemoryError as exc:  # a damaged header can claim an enormous array
+        raise _bad(path, f"reading it needs more memory than is free ({exc})") from exc
+    except (
+        OSError,
+        EOFError,
+        zipfile.BadZipFile,
+        KeyError,
+        ValueError,
+        OverflowError,
+        NotImplementedError,  # a zip compression method Python lacks
+        RuntimeError,  # an encrypted zip entry, or too deep a recursion
+    ) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith(f"{path} is not a readable"):
             raise
-        raise _bad(path, str(exc)) from exc
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise _bad(path, f"{type(exc).__name__}: {exc}") from exc
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise _bad(path, "its configuration is not a fusedmlp one")
-    version = config.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise _bad(path, f"its format version is {version!r}, not a whole number >= 1")
-    if version > VERSION:
+    odd = [k for k, v in data.items() if not isinstance(v, np.ndarray)]
+    if odd:  # np.load hands back the raw bytes of an entry that is not a .npy
+        raise _bad(path, f"its entries {odd} are not arrays")
+    config = data.pop("config")
+    if config.dtype.kind != "U" or config.ndim != 0:
+        raise _bad(path, f"its configuration entry is {config.dtype} {config.shape}, not text")
+    try:
+        return _validate(data, str(config))
+    except _NewerVersion as exc:
         raise ValueError(
             f"{path} was written by a newer fusedmlp (checkpoint version "
-            f"{version} > {VERSION}); upgrade fusedmlp to read it."
-        )
-
-    def optional_count(key: str, minimum: int):
-        value = config.get(key)
-        return None if value is None else check_count(key, value, minimum=minimum)
-
-    try:
-        dtype = np.dtype(config["dtype"])
-        if dtype not in (np.float32, np.float64):
-            raise ValueError(f"dtype {dtype} is not float32 or float64")
-        params = check_params({k: data[k] for k in PARAM_NAMES})
-        sizes = config["sizes"]
-        expected = tuple(check_count(k, sizes[k], minimum=1) for k in ("n_x", "n_h", "n_y"))
-        epochs = check_count("epochs", config["epochs"], minimum=0)
-        losses = data["losses"]
-        if losses.dtype.kind != "f":
-            raise TypeError(f"losses have dtype {losses.dtype}, not a float")
-        result = TrainResult(
-            params={k: v.astype(dtype) for k, v in params.items()},
-            losses=losses.astype(np.float64),
-            activation=check_activation(config["activation"]),
-            loss=check_loss(config["loss"]),
-            lr=check_lr(config["lr"]),
-            backend=check_backend(config.get("backend", "numba")),
-            seed=optional_count("seed", 0),
-            batch_size=optional_count("batch_size", 1),
-            interrupted=bool(config.get("interrupted", False)),
-            stop_epoch=optional_count("stop_epoch", 0),
-            info=dict(config.get("info", {}), saved_versions=config.get("versions", {})),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise _bad(path, f"inconsistent contents ({type(exc).__name__}: {exc})") from exc
-    if result.sizes != expected:
-        raise _bad(path, f"parameters have sizes {result.sizes} but it says {expected}")
-    if losses.ndim != 1 or len(losses) != epochs:
-        raise _bad(path, f"{losses.shape} losses for {epochs} epochs")
-    return result
+            f"{exc.args[0]} > {VERSION}); upgrade fusedmlp to read it."
+        ) from None
+    except (*_CONTENT_ERRORS, MemoryError) as exc:
+        raise _bad(path, _reason(exc)) from exc
