@@ -4,7 +4,12 @@ Kernels take C-contiguous float32 or float64 arrays, outputs first, and trust th
 caller (fusedmlp._compiled) to have checked every shape: Numba does no bounds checks.
 """
 
-from . import config, expfn, mlp
+from . import (
+    _env,  # noqa: F401  (first: checks the environment before numba loads)
+    config,
+    expfn,
+    mlp,
+)
 from .config import BLOCK, ERROR_MODEL, FASTMATH, FASTMATH_ELEMENTARY, N_CHUNKS, SERIAL_MAX_M
 from .expfn import (
     exp,
@@ -33,9 +38,13 @@ from .mlp import (
     SIGMOID,
     TANH,
     UPDATE_OVERFLOW,
+    count_correct,
+    count_correct_serial,
     descend,
     forward,
+    forward_serial,
     loss_and_grads,
+    loss_and_grads_serial,
     n_chunks,
     n_params,
     sigmoid_yardstick,
@@ -60,14 +69,18 @@ __all__ = [
     "TANH",
     "UPDATE_OVERFLOW",
     "config",
+    "count_correct",
+    "count_correct_serial",
     "descend",
     "exp",
     "exp32",
     "exp64",
     "expfn",
     "forward",
+    "forward_serial",
     "log1p_unit",
     "loss_and_grads",
+    "loss_and_grads_serial",
     "map_exp",
     "map_log1p_unit",
     "map_sigmoid",

@@ -11,8 +11,13 @@ is keyed on the source file of the cached function only, so a change in a module
 imports from is not detected.
 """
 
+import ctypes
+import importlib.metadata
+import os
+import sys
 import warnings
 
+import numba
 from numba import njit
 
 # Kernels: contract lets LLVM fuse a*b+c into one FMA; reassoc lets it vectorise the
@@ -60,7 +65,69 @@ SERIAL_MAX_M = 16384
 ERROR_MODEL = "numpy"
 
 
+# The threading layer: fork-safe and thread-safe. GNU OpenMP (numba's pick on Linux when
+# TBB cannot be loaded) kills every child of a fork once the parent has run a parallel
+# kernel ("Terminating: fork() called from a process already using GNU OpenMP"), which
+# hangs multiprocessing pools. numba's "forksafe" choice is TBB where it loads, else
+# workqueue (never GNU OpenMP). TBB is also thread-safe; workqueue is not, which the
+# lock in fusedmlp._compiled covers. Measured per epoch (2-4-1 sigmoid + mse, float64,
+# 2 threads, parallel path; bench/threading_layers.py, figures in bench/RESULTS.md):
+# m = 10^4: omp 0.052-0.061 ms, tbb 0.059, workqueue 0.152; m = 10^6: omp 5.1-5.2 ms,
+# tbb 4.4, workqueue 6.1; m = 10^7: omp 44-46 ms, tbb 43, workqueue 65.
+# An explicit NUMBA_THREADING_LAYER (or numba.config.THREADING_LAYER set before
+# importing fusedmlp) is respected.
+THREADING_LAYER = "forksafe"
+
+# TBB's wheel on PyPI puts libtbb.so.12 in <prefix>/lib, which the dynamic loader does
+# not search inside a virtual environment, so numba's TBB layer fails to load there
+# ("No threading layer could be loaded ... pip install tbb"). Loading the library by its
+# full path first makes the later load by name find it.
+_TBB_LIBS = {"linux": "libtbb.so.12", "darwin": "libtbb.12.dylib"}
+
+
+def _preload_tbb() -> bool:
+    """Load the tbb package's libtbb by path, if installed; True when it is loaded."""
+    name = _TBB_LIBS.get(sys.platform)
+    if name is None:
+        return False
+    try:
+        dist = importlib.metadata.distribution("tbb")
+        files = [f for f in dist.files or () if f.name == name]
+        for f in files:
+            ctypes.CDLL(os.fspath(dist.locate_file(f)), mode=ctypes.RTLD_GLOBAL)
+            return True
+    except (importlib.metadata.PackageNotFoundError, OSError):
+        pass
+    return False
+
+
+def _select_threading_layer() -> None:
+    _preload_tbb()
+    chosen = "NUMBA_THREADING_LAYER" in os.environ or numba.config.THREADING_LAYER != "default"
+    if not chosen:
+        numba.config.THREADING_LAYER = THREADING_LAYER
+
+
+_select_threading_layer()
+
 _warned = []
+
+
+def _no_cache_warning(exc: Exception) -> None:
+    """Say once per process, in one line, that nothing is cached and how to fix it."""
+    if _warned:
+        return
+    _warned.append(exc)
+    # warn_explicit with a module name for the file: one line (no source line follows),
+    # filterable like any warning
+    warnings.warn_explicit(
+        "fusedmlp: no writable folder for numba's cache of the compiled kernels (kernels/"
+        "__pycache__ and the user cache are read-only), so every process compiles them "
+        "again (about 10 s); set NUMBA_CACHE_DIR to a writable folder to keep them.",
+        UserWarning,
+        filename="fusedmlp.kernels",
+        lineno=0,
+    )
 
 
 def jit(fastmath=FASTMATH, **options):
@@ -69,16 +136,14 @@ def jit(fastmath=FASTMATH, **options):
     The cache goes to ``__pycache__`` beside the source, or, where that is read-only,
     numba's user-wide cache dir (``~/.cache/numba``; ``NUMBA_CACHE_DIR`` overrides both).
     If no location at all is writable, numba refuses ``cache=True``: then compile without
-    a cache (every process compiles again) instead of failing at import.
+    a cache (every process compiles again) instead of failing at import, and say so once.
     """
 
     def decorate(fn):
         try:
             return njit(fastmath=fastmath, error_model=ERROR_MODEL, cache=True, **options)(fn)
         except RuntimeError as exc:  # "cannot cache function ...: no locator available"
-            if not _warned:
-                _warned.append(exc)
-                warnings.warn(f"fusedmlp.kernels: compiling without a cache ({exc})", stacklevel=2)
+            _no_cache_warning(exc)
             return njit(fastmath=fastmath, error_model=ERROR_MODEL, **options)(fn)
 
     return decorate

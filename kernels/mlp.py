@@ -74,6 +74,7 @@ def n_params(n_x, n_h, n_y):
     return n_h * n_x + n_h + n_y * n_h + n_y
 
 
+@_inner
 def n_chunks(m):
     """Chunks the parallel kernels use for m samples: min(N_CHUNKS, number of blocks)."""
     return max(1, min(N_CHUNKS, -(-m // BLOCK)))
@@ -302,6 +303,46 @@ def _delta_scale(X, loss):
 # kernels
 
 
+@_inner
+def _forward_chunk(A2, W1, b1, W2, b2, X, c, n_chunk, act):
+    """A2[:, blocks of chunk c] = sigmoid(W2 g(W1 X + b1) + b2). A2 (n_y, m)."""
+    n_h = W1.shape[0]
+    n_y, m = A2.shape
+    A1 = np.empty((n_h, BLOCK), X.dtype)
+    lo, hi = _chunk_blocks(c, n_chunk, m)
+    for blk in range(lo, hi):
+        j0 = blk * BLOCK
+        L = min(BLOCK, m - j0)
+        _hidden_forward(A1, W1, b1, X, j0, L, act)
+        for o in range(n_y):
+            a = A2[o, j0 : j0 + L]
+            _output_linear(a, A1, W2, b2, o, L)
+            for j in range(L):
+                a[j] = sigmoid(a[j])
+
+
+@_inner
+def _correct_chunk(W1, b1, W2, b2, X, Y, c, n_chunk, act):
+    """How many (A2 > 1/2) == (Y > 1/2) over the blocks of chunk c (A2 as forward's)."""
+    n_h = W1.shape[0]
+    n_y, m = Y.shape
+    A1 = np.empty((n_h, BLOCK), X.dtype)
+    a = np.empty(BLOCK, X.dtype)
+    half = _like(X, 0.5)
+    count = 0
+    lo, hi = _chunk_blocks(c, n_chunk, m)
+    for blk in range(lo, hi):
+        j0 = blk * BLOCK
+        L = min(BLOCK, m - j0)
+        _hidden_forward(A1, W1, b1, X, j0, L, act)
+        for o in range(n_y):
+            _output_linear(a, A1, W2, b2, o, L)
+            y = Y[o, j0 : j0 + L]
+            for j in range(L):
+                count += (sigmoid(a[j]) > half) == (y[j] > half)
+    return count
+
+
 @_parallel
 def forward(A2, W1, b1, W2, b2, X, act):
     """A2 = sigmoid(W2 g(W1 X + b1) + b2), parallel over chunks of blocks.
@@ -309,21 +350,55 @@ def forward(A2, W1, b1, W2, b2, X, act):
     A2 (n_y, m) output, W1 (n_h, n_x), b1 (n_h, 1), W2 (n_y, n_h), b2 (n_y, 1),
     X (n_x, m), all C-contiguous of one float dtype; act an ACTIVATIONS code.
     """
-    n_h = W1.shape[0]
-    n_y, m = A2.shape
-    n_chunk = min(N_CHUNKS, (m + BLOCK - 1) // BLOCK)
+    n_chunk = n_chunks(A2.shape[1])
     for c in prange(n_chunk):
-        A1 = np.empty((n_h, BLOCK), X.dtype)
-        lo, hi = _chunk_blocks(c, n_chunk, m)
-        for blk in range(lo, hi):
-            j0 = blk * BLOCK
-            L = min(BLOCK, m - j0)
-            _hidden_forward(A1, W1, b1, X, j0, L, act)
-            for o in range(n_y):
-                a = A2[o, j0 : j0 + L]
-                _output_linear(a, A1, W2, b2, o, L)
-                for j in range(L):
-                    a[j] = sigmoid(a[j])
+        _forward_chunk(A2, W1, b1, W2, b2, X, c, n_chunk, act)
+
+
+@_serial
+def forward_serial(A2, W1, b1, W2, b2, X, act):
+    """forward in one thread: the same chunks in order, so the same bits."""
+    n_chunk = n_chunks(A2.shape[1])
+    for c in range(n_chunk):
+        _forward_chunk(A2, W1, b1, W2, b2, X, c, n_chunk, act)
+
+
+@_parallel
+def count_correct(partials, W1, b1, W2, b2, X, Y, act):
+    """Entries where forward's A2 > 1/2 agrees with Y > 1/2 (accuracy times n_y m).
+
+    Fused: no A2 of size (n_y, m) is made. partials (n_chunks(m), >= 1) float64 scratch;
+    W1 .. X as for forward, Y (n_y, m) of X's dtype. Returns an exact count (int).
+    """
+    n_chunk = partials.shape[0]
+    for c in prange(n_chunk):
+        partials[c, 0] = _correct_chunk(W1, b1, W2, b2, X, Y, c, n_chunk, act)
+    total = 0
+    for c in range(n_chunk):
+        total += np.int64(partials[c, 0])
+    return total
+
+
+@_serial
+def count_correct_serial(partials, W1, b1, W2, b2, X, Y, act):
+    """count_correct in one thread."""
+    n_chunk = partials.shape[0]
+    total = 0
+    for c in range(n_chunk):
+        total += _correct_chunk(W1, b1, W2, b2, X, Y, c, n_chunk, act)
+    return total
+
+
+@_inner
+def _loss_grads_chunk(partials, W1, b1, W2, b2, X, Y, c, act, loss, scale):
+    """partials[c] = loss and gradient sums of chunk c, with its own scratch."""
+    n_y, n_h = W2.shape
+    A1 = np.empty((n_h, BLOCK), X.dtype)
+    D2 = np.empty((n_y, BLOCK), X.dtype)
+    D1 = np.empty(BLOCK, X.dtype)
+    P = np.zeros(BLOCK, X.dtype)
+    n_chunk = partials.shape[0]
+    _chunk_grads(partials[c], A1, D2, D1, P, W1, b1, W2, b2, X, Y, c, n_chunk, act, loss, scale)
 
 
 @_parallel
@@ -335,20 +410,21 @@ def loss_and_grads(grad, partials, W1, b1, W2, b2, X, Y, act, loss):
     W2 (n_y, n_h), b2 (n_y, 1), X (n_x, m), Y (n_y, m): C-contiguous, one float dtype.
     act, loss: ACTIVATIONS and LOSSES codes.
     """
-    n_y, n_h = W2.shape
-    m = X.shape[1]
-    n_chunk = partials.shape[0]
     scale = _delta_scale(X, loss)
-    for c in prange(n_chunk):
-        A1 = np.empty((n_h, BLOCK), X.dtype)
-        D2 = np.empty((n_y, BLOCK), X.dtype)
-        D1 = np.empty(BLOCK, X.dtype)
-        P = np.zeros(BLOCK, X.dtype)
-        _chunk_grads(
-            partials[c], A1, D2, D1, P, W1, b1, W2, b2, X, Y, c, n_chunk, act, loss, scale
-        )
+    for c in prange(partials.shape[0]):
+        _loss_grads_chunk(partials, W1, b1, W2, b2, X, Y, c, act, loss, scale)
     _sum_partials(grad, partials)
-    return _mean(grad[-1], m)
+    return _mean(grad[-1], X.shape[1])
+
+
+@_serial
+def loss_and_grads_serial(grad, partials, W1, b1, W2, b2, X, Y, act, loss):
+    """loss_and_grads in one thread: the same chunks and sums, so the same bits."""
+    scale = _delta_scale(X, loss)
+    for c in range(partials.shape[0]):
+        _loss_grads_chunk(partials, W1, b1, W2, b2, X, Y, c, act, loss, scale)
+    _sum_partials(grad, partials)
+    return _mean(grad[-1], X.shape[1])
 
 
 @_inner

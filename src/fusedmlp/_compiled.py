@@ -20,6 +20,13 @@ so a wrong shape must never reach a kernel; the checks are explicit raises, not
   works with any threading layer; the kernels release the GIL, so other Python threads
   keep running meanwhile (parallel kernels run one at a time, serial ones concurrently).
   Code that calls ``fusedmlp.kernels`` directly bypasses the lock.
+- Processes: fork is safe. The kernels' threading layer is chosen to be fork-safe
+  (``kernels.config``: TBB, else workqueue), ``_LOCK`` is replaced by a fresh lock in
+  a forked child (a thread of the parent may have held it at the fork, and that thread
+  does not exist in the child), and where the parent had already started GNU OpenMP
+  threads (only when the user forced ``NUMBA_THREADING_LAYER=omp``, or another library
+  started them first) the child runs the serial twins of the parallel kernels, which
+  give the same bits, instead of being killed by numba.
 - Threads: the kernels use ``numba.get_num_threads()`` threads; this module never
   changes it (``numba.set_num_threads`` / ``NUMBA_NUM_THREADS`` are respected), and the
   results do not depend on it.
@@ -27,13 +34,43 @@ so a wrong shape must never reach a kernel; the checks are explicit raises, not
 
 from __future__ import annotations
 
+import os
 import threading
 
+import numba
 import numpy as np
 
 from . import kernels as _k
 
 _LOCK = threading.Lock()
+_SERIAL_ONLY = False  # True in a forked child of a process running GNU OpenMP threads
+
+
+def _gnu_openmp_started() -> bool:
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet: nothing was started
+        return False
+    if layer != "omp":
+        return False
+    from numba.np.ufunc import omppool
+
+    return getattr(omppool, "openmp_vendor", "GNU") == "GNU"
+
+
+def _after_fork_in_child() -> None:
+    global _LOCK, _SERIAL_ONLY
+    _LOCK = threading.Lock()
+    _SERIAL_ONLY = _SERIAL_ONLY or _gnu_openmp_started()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _pick(parallel, serial):
+    """The parallel kernel, or its serial twin where threads cannot be used."""
+    return serial if _SERIAL_ONLY else parallel
 
 
 def _check(ok: bool, what: str) -> None:
@@ -146,8 +183,9 @@ def loss_and_grads(
     act, code = _codes(activation, loss)
     W1, b1, W2, b2, X, Y = _prepare(params, X, Y)
     grad, partials = _scratch(W1, W2, X.shape[1])
+    kernel = _pick(_k.loss_and_grads, _k.loss_and_grads_serial)
     with _LOCK:
-        total = _k.loss_and_grads(grad, partials, W1, b1, W2, b2, X, Y, act, code)
+        total = kernel(grad, partials, W1, b1, W2, b2, X, Y, act, code)
     return float(total), _unpack(grad, W1, W2)
 
 
@@ -162,9 +200,27 @@ def predict_proba(params: dict, X: np.ndarray, activation: str = "sigmoid") -> n
     act, _ = _codes(activation)
     W1, b1, W2, b2, X, _ = _prepare(params, X)
     A2 = np.empty((W2.shape[0], X.shape[1]), X.dtype)
+    kernel = _pick(_k.forward, _k.forward_serial)
     with _LOCK:
-        _k.forward(A2, W1, b1, W2, b2, X, act)
+        kernel(A2, W1, b1, W2, b2, X, act)
     return A2
+
+
+def accuracy(params: dict, X: np.ndarray, Y: np.ndarray, activation: str = "sigmoid") -> float:
+    """Fraction of entries where A2 > 1/2 agrees with Y > 1/2, fused (no A2 array).
+
+    >>> p = {"W1": np.ones((3, 2)), "b1": np.zeros((3, 1)),
+    ...      "W2": np.ones((1, 3)), "b2": np.zeros((1, 1))}
+    >>> accuracy(p, np.ones((2, 4)), np.array([[1.0, 1.0, 0.0, 1.0]]))
+    0.75
+    """
+    act, _ = _codes(activation)
+    W1, b1, W2, b2, X, Y = _prepare(params, X, Y)
+    partials = np.empty((_k.n_chunks(X.shape[1]), 1))
+    kernel = _pick(_k.count_correct, _k.count_correct_serial)
+    with _LOCK:
+        correct = kernel(partials, W1, b1, W2, b2, X, Y, act)
+    return int(correct) / Y.size
 
 
 def train_epochs(
@@ -301,9 +357,10 @@ def epoch_runner(
 
     def run(n_epochs: int, losses: np.ndarray) -> tuple[int, int]:
         checked(n_epochs, losses)
+        kernel = _pick(_k.loss_and_grads, _k.loss_and_grads_serial)
         for epoch in range(n_epochs):
             with _LOCK:
-                losses[epoch] = _k.loss_and_grads(grad, partials, W1, b1, W2, b2, X, Y, act, code)
+                losses[epoch] = kernel(grad, partials, W1, b1, W2, b2, X, Y, act, code)
             status = _k.descend(W1, b1, W2, b2, new, grad, lr)
             if status != _k.OK:
                 return epoch, int(status)
@@ -320,5 +377,5 @@ def sigmoid_yardstick(params: dict, X: np.ndarray) -> float:
     """
     W1, b1, W2, b2, X, _ = _prepare(params, X)
     partials = np.empty((_k.n_chunks(X.shape[1]), 1))
-    with _LOCK:
+    with _LOCK:  # a timing tool: no serial twin
         return float(_k.sigmoid_yardstick(partials, W1, b1, W2, b2, X))
