@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import os
 import warnings
 
 import numpy as np
@@ -60,6 +61,30 @@ def check_count(name: str, value: object, *, minimum: int) -> int:
     return int(value)
 
 
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not POSIX
+        return None
+
+
+def check_network_size(n_x: int, n_h: int, n_y: int, *, name: str = "hidden") -> None:
+    """ValueError when the network's parameters could not fit in this machine's memory.
+
+    Training holds the parameters a few times over (the parameters, their float64
+    gradient, the update's scratch, a snapshot), so four float64 copies must fit.
+    """
+    n = n_h * (n_x + 1) + n_y * (n_h + 1)
+    need = 4 * 8 * n
+    memory = _physical_memory()
+    if memory is not None and need > memory:
+        raise ValueError(
+            f"{name}={n_h} makes a {n_x}-{n_h}-{n_y} network with {n:.3g} parameters, "
+            f"which need about {need / 1e9:.3g} GB to train, more than this machine's "
+            f"{memory / 1e9:.1f} GB of memory; choose a smaller {name}."
+        )
+
+
 def check_real(name: str, value: object, *, positive: bool = False) -> float:
     """A finite real number, > 0 when ``positive`` else >= 0."""
     expected = "a finite number > 0" if positive else "a finite number >= 0"
@@ -92,6 +117,12 @@ def check_lr(lr: object) -> float:
 
 def _real_array(name: str, a: object) -> np.ndarray:
     """np.asarray with a clear message for dtypes we cannot train on."""
+    if isinstance(a, np.ma.MaskedArray):
+        # np.asarray would drop the mask and train on the hidden values
+        raise TypeError(
+            f"{name} is a masked array, and fusedmlp cannot honour its mask; drop the "
+            f"masked samples (columns) first, or fill them: {name}.filled(value)."
+        )
     try:
         arr = np.asarray(a)
     except Exception as exc:  # ragged lists and the like
@@ -127,9 +158,14 @@ def work_dtype(X: np.ndarray) -> np.dtype:
     return np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
 
 
-def _scan(name: str, A: np.ndarray, *, unit_interval: str | None) -> None:
-    """One pass over A in column slices: finiteness and, if asked, range [0, 1]."""
+def _scan(name: str, A: np.ndarray, *, unit_interval: str | None, warn_unit: str = "") -> None:
+    """One pass over A in column slices: finiteness and, if asked, range [0, 1].
+
+    ``unit_interval`` (a reason) makes values outside [0, 1] an error, ``warn_unit`` a
+    warning.
+    """
     m = A.shape[1]
+    lo, hi = math.inf, -math.inf
     for start in range(0, m, _SCAN_COLUMNS):
         part = A[:, start : start + _SCAN_COLUMNS]
         if not np.isfinite(part).all():
@@ -139,11 +175,21 @@ def _scan(name: str, A: np.ndarray, *, unit_interval: str | None) -> None:
                 f"{name} contains NaN or inf (first at {name}[{row}, {col}] = "
                 f"{A[row, col]}); remove or impute those samples before training."
             )
-        if unit_interval and (part.min() < 0 or part.max() > 1):
-            raise ValueError(
-                f"{name} must hold labels in [0, 1] for {unit_interval}, got values from "
-                f"{A.min()} to {A.max()}; encode classes as 0 and 1 (or use loss='mse')."
-            )
+        if unit_interval or warn_unit:
+            lo, hi = min(lo, float(part.min())), max(hi, float(part.max()))
+    if unit_interval and (lo < 0 or hi > 1):
+        raise ValueError(
+            f"{name} must hold labels in [0, 1] for {unit_interval}, got values from "
+            f"{lo} to {hi}; encode classes as 0 and 1 (or use loss='mse')."
+        )
+    if warn_unit and (lo < 0 or hi > 1):
+        warnings.warn(
+            f"{name} holds values from {lo:g} to {hi:g}, but {warn_unit} only reaches "
+            "(0, 1), so the loss cannot go to 0 and accuracy thresholds both at 0.5; "
+            "encode classes as 0 and 1 (or rescale the targets into [0, 1]).",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def check_X(X: object, n_x: int | None = None) -> np.ndarray:
@@ -170,8 +216,13 @@ def check_X(X: object, n_x: int | None = None) -> np.ndarray:
     return X
 
 
-def check_XY(X: object, Y: object, loss: str, n_x: int | None = None) -> tuple:
+def check_XY(
+    X: object, Y: object, loss: str, n_x: int | None = None, *, training: bool = False
+) -> tuple:
     """Validated (X, Y): same m, both finite, Y in [0, 1] for cross-entropy.
+
+    With ``training``, targets outside [0, 1] under mse give a warning: the sigmoid
+    output cannot reach them.
 
     A 1-D Y of length m is taken as one output, shape (1, m). Y is returned in X's
     working dtype; X keeps float32/float64 (integers become float64).
@@ -214,15 +265,20 @@ def check_XY(X: object, Y: object, loss: str, n_x: int | None = None) -> tuple:
             f"Y is {Ya.shape}."
         )
     Xa = check_X(Xa, n_x)
-    _scan("Y", Ya, unit_interval="loss='cross_entropy'" if loss == "cross_entropy" else None)
+    _scan(
+        "Y",
+        Ya,
+        unit_interval="loss='cross_entropy'" if loss == "cross_entropy" else None,
+        warn_unit="the sigmoid output" if training and loss == "mse" else "",
+    )
     if Ya.dtype != work_dtype(Xa):
         warn_copy("Y", Ya, f"of dtype {Ya.dtype}, not X's {work_dtype(Xa)}")
     return Xa, Ya.astype(work_dtype(Xa), copy=False)
 
 
-def check_data_for(p: dict, X: object, Y: object, loss: str) -> tuple:
+def check_data_for(p: dict, X: object, Y: object, loss: str, *, training: bool = False) -> tuple:
     """check_XY for the network p (from check_params): X's rows and Y's rows must match it."""
-    X, Y = check_XY(X, Y, loss, n_x=p["W1"].shape[1])
+    X, Y = check_XY(X, Y, loss, n_x=p["W1"].shape[1], training=training)
     n_y = p["W2"].shape[0]
     if Y.shape[0] != n_y:
         raise ValueError(
@@ -230,6 +286,21 @@ def check_data_for(p: dict, X: object, Y: object, loss: str) -> tuple:
             f"row per output, or parameters for {Y.shape[0]} outputs."
         )
     return X, Y
+
+
+def params_in(p: dict, dtype: np.dtype) -> dict:
+    """Checked parameters cast to the working dtype; ValueError if they overflow it."""
+    with np.errstate(over="ignore"):  # the overflow is reported below, with the fix
+        out = {k: np.asarray(p[k]).astype(dtype, copy=False) for k in PARAM_NAMES}
+    for k in PARAM_NAMES:
+        if not np.isfinite(out[k]).all():
+            big = float(np.abs(np.asarray(p[k], dtype=np.float64)).max())
+            raise ValueError(
+                f"{k} holds values up to {big:.3g}, beyond the range of {np.dtype(dtype)} "
+                f"(the data's dtype, which training and prediction run in): pass "
+                "float64 data (X.astype(np.float64)) or smaller parameters."
+            )
+    return out
 
 
 def check_params(params: object) -> dict:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from . import _compiled, reference
+from . import _compiled, outofcore, reference
 from ._validation import (
     PARAM_NAMES,
     check_activation,
@@ -32,9 +32,11 @@ from ._validation import (
     check_data_for,
     check_loss,
     check_lr,
+    check_network_size,
     check_params,
     check_seed,
     check_XY,
+    params_in,
     warn_copy,
     work_dtype,
 )
@@ -67,6 +69,20 @@ class TrainingDiverged(FloatingPointError):
         self.result = result
         self.params = result.params
         self.losses = result.losses
+
+
+class DataChanged(RuntimeError):
+    """A memory-mapped data file changed while training read it.
+
+    Training stops at the next check (every call of about 50 ms) instead of going on
+    with changed data (a truncated file would kill the process with SIGBUS; see
+    ``fusedmlp.outofcore``). ``.result`` holds everything trained up to ``.epoch``.
+    """
+
+    def __init__(self, message: str, *, epoch: int, result: TrainResult):
+        super().__init__(message)
+        self.epoch = epoch
+        self.result = result
 
 
 @dataclass
@@ -213,6 +229,10 @@ class _CtrlC:
 
     def _handler(self, signum, frame) -> None:
         self.hit = True
+        # a Python handler of the caller's (the command line counts presses) hears of
+        # it too; Python's default one would raise KeyboardInterrupt, so it does not
+        if callable(self._old) and self._old is not signal.default_int_handler:
+            self._old(signum, frame)
 
     def __exit__(self, *exc) -> None:
         if self._old is not None:
@@ -245,7 +265,10 @@ class _Progress:
 
     def line(self, epoch: int, loss: float) -> None:
         if self.lines:
-            print(f"Epoch {epoch}: loss {loss:.6f}", flush=True)
+            try:
+                print(f"Epoch {epoch}: loss {loss:.6f}", flush=True)
+            except (BrokenPipeError, ValueError):  # stdout closed (`| head`): train on
+                self.lines = False
 
     def close(self) -> None:
         if self.bar is not None:
@@ -276,6 +299,50 @@ class _EarlyStop:
         window = np.lib.stride_tricks.sliding_window_view(losses[e0:upto], p).min(axis=1)
         hits = np.flatnonzero(window > best_before - self.tol)
         return int(s + hits[0]) if hits.size else -1
+
+
+class _Losses:
+    """The losses array, grown by doubling as epochs run: its memory follows the epochs
+    actually run, not the number asked for (epochs=10**9 with early stopping)."""
+
+    def __init__(self, history: np.ndarray, total: int) -> None:
+        self.total = total
+        self.a = np.empty(min(total, len(history) + 1024))
+        self.a[: len(history)] = history
+
+    def ensure(self, upto: int) -> np.ndarray:
+        """The array, with room for epochs [0, upto)."""
+        if upto > len(self.a):
+            bigger = np.empty(min(self.total, max(upto, 2 * len(self.a))))
+            bigger[: len(self.a)] = self.a
+            self.a = bigger
+        return self.a
+
+    def final(self, done: int) -> np.ndarray:
+        """losses[:done] in an array of its own size (no larger buffer kept alive)."""
+        return self.a if done == len(self.a) else self.a[:done].copy()
+
+
+def _check_resume(resume: object) -> dict:
+    """A TrainResult's settings, each checked as train checks its own arguments."""
+    if not isinstance(resume, TrainResult):
+        raise TypeError(
+            f"resume must be a TrainResult (from train or fusedmlp.load), got "
+            f"{type(resume).__name__}."
+        )
+    losses = np.asarray(resume.losses)
+    if losses.ndim != 1 or losses.dtype.kind not in "biuf":
+        raise ValueError(f"resume.losses must be a 1-D array of numbers, got {losses.shape}.")
+    batch = resume.batch_size
+    return {
+        "params": check_params(resume.params),
+        "losses": losses.astype(np.float64),
+        "activation": check_activation(resume.activation),
+        "loss": check_loss(resume.loss),
+        "lr": check_lr(resume.lr),
+        "seed": None if resume.seed is None else check_seed(resume.seed),
+        "batch_size": None if batch is None else check_count("batch_size", batch, minimum=1),
+    }
 
 
 def _snapshot(p: dict) -> dict:
@@ -417,28 +484,20 @@ def train(
 
     history = np.zeros(0)
     if resume is not None:
-        if not isinstance(resume, TrainResult):
-            raise TypeError(
-                f"resume must be a TrainResult (from train or fusedmlp.load), got "
-                f"{type(resume).__name__}."
-            )
         if init is not None:
             raise ValueError("pass either init or resume, not both: resume carries params.")
-        for name, given, kept in (
-            ("activation", activation, resume.activation),
-            ("loss", loss, resume.loss),
-        ):
-            if given is not None and given != kept:
+        kept = _check_resume(resume)
+        for name, given in (("activation", activation), ("loss", loss)):
+            if given is not None and given != kept[name]:
                 raise ValueError(
-                    f"{name}={given!r} but the resumed run used {kept!r}; leave {name} out "
-                    "to continue it."
+                    f"{name}={given!r} but the resumed run used {kept[name]!r}; leave "
+                    f"{name} out to continue it."
                 )
-        activation, loss = resume.activation, resume.loss
-        lr = resume.lr if lr is None else lr
-        seed = resume.seed if seed is None else seed
-        batch_size = resume.batch_size if batch_size is None else batch_size
-        init = resume.params
-        history = np.asarray(resume.losses, dtype=np.float64)
+        activation, loss = kept["activation"], kept["loss"]
+        lr = kept["lr"] if lr is None else lr
+        seed = kept["seed"] if seed is None else seed
+        batch_size = kept["batch_size"] if batch_size is None else batch_size
+        init, history = kept["params"], kept["losses"]
     activation = check_activation("sigmoid" if activation is None else activation)
     loss = check_loss("mse" if loss is None else loss)
     lr = check_lr(0.2 if lr is None else lr)
@@ -455,13 +514,14 @@ def train(
                 f"hidden={hidden!r} but the starting parameters have W1 of shape "
                 f"{p['W1'].shape}, i.e. {n_h} hidden units; leave hidden out."
             )
-        X, Y = check_data_for(p, X, Y, loss)
+        X, Y = check_data_for(p, X, Y, loss, training=True)
     else:
         n_h = check_count("hidden", 4 if hidden is None else hidden, minimum=1)
-        X, Y = check_XY(X, Y, loss)
+        X, Y = check_XY(X, Y, loss, training=True)
+        check_network_size(X.shape[0], n_h, Y.shape[0], name="hidden")
         p = init_params(X.shape[0], n_h, Y.shape[0], seed=seed)
     dtype = work_dtype(X)
-    p = {k: np.array(p[k], dtype=dtype, order="C") for k in PARAM_NAMES}  # our own copy
+    p = {k: np.array(v, order="C") for k, v in params_in(p, dtype).items()}  # our own copy
     if backend == "numba":
         # once here, not in every runner call: the kernels want C-contiguous data
         for name, a in (("X", X), ("Y", Y)):
@@ -485,11 +545,11 @@ def train(
         def run(first, p, X, Y, activation, loss, lr, n, losses_out):
             return compiled_run(n, losses_out)
 
-    losses = np.concatenate([history, np.zeros(epochs)])
+    losses = _Losses(history, first + epochs)
 
     result = TrainResult(
         params=p,
-        losses=losses,
+        losses=history,
         activation=activation,
         loss=loss,
         lr=lr,
@@ -504,6 +564,7 @@ def train(
         done, status = _drive(
             run,
             result,
+            losses,
             X,
             Y,
             first,
@@ -517,7 +578,14 @@ def train(
     finally:
         if threads is not None:
             numba.set_num_threads(old_threads)
-    result.losses = losses[:done]
+    result.losses = losses.final(done)
+    if isinstance(status, str):  # the message of the FileWatch
+        raise DataChanged(
+            f"{status}: training stopped after epoch {done - 1}. Data files must not change "
+            "while training reads them; the result so far is in the exception's .result.",
+            epoch=done,
+            result=result,
+        )
     if status != OK:
         what = "the loss or its gradients became non-finite"
         if status == UPDATE_OVERFLOW:
@@ -532,12 +600,14 @@ def train(
     return result
 
 
-def _drive(run, result, X, Y, first, last, tol, patience, verbose, log_every, callback):
+def _drive(run, result, buf, X, Y, first, last, tol, patience, verbose, log_every, callback):
     """Epochs [first, last) in runner calls; returns (epochs done in total, status)."""
-    p, losses = result.params, result.losses
+    p = result.params
     act, loss, lr = result.activation, result.loss, result.lr
     progress = _Progress(verbose, last, first, X.shape[1])
     early = None if tol is None else _EarlyStop(tol, patience)
+    watch = outofcore.FileWatch(X=X, Y=Y)
+    own = dict(p)  # the arrays the runner updates; a callback's replacements go into them
     aligned = callback is not None or progress.lines
     done, status, size = first, OK, 1
     try:
@@ -549,6 +619,7 @@ def _drive(run, result, X, Y, first, last, tol, patience, verbose, log_every, ca
                     # callback sees the parameters after that epoch's update
                     next_log = -(-done // log_every) * log_every
                     n = min(n, next_log + 1 - done)
+                losses = buf.ensure(done + n)
                 before = _snapshot(p) if early is not None else None
                 t0 = time.perf_counter()
                 try:
@@ -573,21 +644,67 @@ def _drive(run, result, X, Y, first, last, tol, patience, verbose, log_every, ca
                 last_epoch = done - 1
                 if n_done and last_epoch % log_every == 0 and status == OK:
                     progress.line(last_epoch, float(losses[last_epoch]))
-                    if callback is not None and callback(last_epoch, float(losses[last_epoch]), p):
+                    if callback is not None and _call_back(callback, last_epoch, losses, p, own):
                         result.stop_epoch = last_epoch  # the callback asked to stop
                         break
                 if result.stop_epoch is not None:
                     break
+                changed = watch.changed() if watch else None
+                if changed:
+                    return done, changed
                 if ctrl_c.hit:
                     result.interrupted = True
                     break
-                # aim each call at _CALL_SECONDS: prompt Ctrl-C, negligible call overhead;
-                # grow fast from 1 epoch (up to 64x a call), shrink by halves
-                if n_done and took < _CALL_SECONDS / 2:
-                    grow = min(64.0, _CALL_SECONDS / max(took, 1e-9))
-                    size = min(int(size * grow), 1 << 20)
-                elif took > _CALL_SECONDS * 2 and size > 1:
-                    size //= 2
+                size = _next_size(size, n_done, took)
     finally:
         progress.close()
     return done, status
+
+
+def _next_size(size: int, n_done: int, took: float) -> int:
+    """Epochs for the next call, aiming at _CALL_SECONDS: prompt Ctrl-C, negligible call
+    overhead; grows fast from 1 epoch (up to 64x a call), shrinks by halves."""
+    if n_done and took < _CALL_SECONDS / 2:
+        grow = min(64.0, _CALL_SECONDS / max(took, 1e-9))
+        return min(int(size * grow), 1 << 20)
+    if took > _CALL_SECONDS * 2 and size > 1:
+        return size // 2
+    return size
+
+
+def _call_back(callback, epoch: int, losses: np.ndarray, p: dict, own: dict) -> bool:
+    """callback(epoch, loss, p); True when it asks to stop.
+
+    The callback may change the parameters in place or replace entries of ``p``: a
+    replacement is copied into the trainer's own array (same shape, cast to the training
+    dtype), so both backends continue from it and the result holds the trainer's arrays.
+    """
+    answer = callback(epoch, float(losses[epoch]), p)
+    if answer is not None and not isinstance(answer, (bool, np.bool_)):
+        raise TypeError(
+            f"callback returned {answer!r} ({type(answer).__name__}); it must return True "
+            "to stop training, or False or None to go on."
+        )
+    if set(p) != set(own):
+        raise ValueError(
+            f"the callback changed the parameter keys to {sorted(p)}; it may change the "
+            f"arrays of {list(PARAM_NAMES)} but not add or remove entries."
+        )
+    for k in PARAM_NAMES:
+        mine = own[k]
+        if p[k] is not mine:
+            new = np.asarray(p[k])
+            if new.shape != mine.shape or new.dtype.kind not in "biuf":
+                raise ValueError(
+                    f"the callback replaced {k} {mine.shape} by a {new.dtype} array of shape "
+                    f"{new.shape}; a replacement must be real numbers of the same shape."
+                )
+            with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+                mine[...] = new
+            p[k] = mine
+        if not np.isfinite(mine).all():
+            raise ValueError(
+                f"after the callback at epoch {epoch}, {k} holds NaN or inf (in "
+                f"{mine.dtype}); a callback must leave the parameters finite."
+            )
+    return bool(answer)
