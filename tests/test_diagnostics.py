@@ -1,5 +1,7 @@
 """gradcheck catches the classic back-propagation mistakes; explain gets the shapes right."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -247,6 +249,11 @@ def test_wrong_activation_derivative_is_named(problem):
         ({"eps": -1e-5}, ValueError, "eps must be a finite number > 0"),
         ({"eps": "a"}, TypeError, "eps must be a finite number > 0"),
         ({"tol": float("nan")}, ValueError, "tol must be a finite number > 0"),
+        ({"eps": 1e-9}, ValueError, r"eps must be in \[1e-08, 0.01\].*default eps=1e-5"),
+        ({"eps": 0.1}, ValueError, r"eps must be in \[1e-08, 0.01\].*default eps=1e-5"),
+        ({"tol": 1.0}, ValueError, r"tol must be in \(0, 1\)"),
+        ({"tol": 5}, ValueError, r"tol must be in \(0, 1\)"),
+        ({"tol": "x"}, TypeError, "tol must be a finite number > 0"),
         ({"fn": None}, TypeError, "fn must be your gradient function"),
     ],
 )
@@ -256,3 +263,178 @@ def test_gradcheck_checks_its_own_arguments(problem, kwargs, exc, words):
     fn = kw.pop("fn")
     with pytest.raises(exc, match=words):
         gradcheck(fn, p, X, Y, **kw)
+
+
+# ---------------------------------------------------------------------------
+# zero gradients, relu kinks, eps range, complex gradients
+
+ACTIVATIONS = ["sigmoid", "tanh", "relu"]
+LOSSES = ["mse", "cross_entropy"]
+ALL_PASS = {"W1": "pass", "b1": "pass", "W2": "pass", "b2": "pass"}
+
+
+def ref_grads(activation, loss, change=None):
+    """The reference gradients, optionally changed by change(grads) (a planted bug)."""
+
+    def fn(p, X, Y):
+        g = fusedmlp.reference.loss_and_grads(p, X, Y, activation, loss)[1]
+        if change is not None:
+            change(g)
+        return g
+
+    return fn
+
+
+def verdicts(r):
+    return {row.name: row.verdict for row in r.rows}
+
+
+@pytest.fixture
+def small():
+    # balanced labels: with A2 = 0.5 everywhere (W2 = 0, b2 = 0) db2 is exactly 0, while its
+    # finite difference is rounding noise; column 2 is an all-zero sample
+    X = np.random.RandomState(1).randn(2, 6)
+    X[:, 2] = 0
+    return X, np.array([[0, 1, 0, 1, 1, 0]])
+
+
+def point(kind):
+    """A 2-3-1 network: an ordinary point, or one where some gradients are exactly 0."""
+    p = init_params(2, 3, 1, seed=0, scale=1.0)
+    if kind == "all":  # every weight 0
+        p = init_params(2, 3, 1, scale=0.0)
+    elif kind == "W2":  # only the output layer 0: dW1 and db1 are exactly 0
+        p["W2"][...] = 0
+    elif kind == "b1":  # b1 = 0 with an all-zero sample: Z1 = 0 there, a relu kink
+        p["b1"][...] = 0
+    elif kind == "W1b1":  # Z1 = 0 everywhere
+        p["W1"][...] = 0
+        p["b1"][...] = 0
+    return p
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("kind", ["all", "W2"])
+def test_right_gradients_pass_where_they_are_zero(small, kind, activation, loss):
+    X, Y = small
+    p = point(kind)
+    exact = fusedmlp.reference.loss_and_grads(p, X, Y, activation, loss)[1]
+    assert np.all(exact["db2"] == 0) and np.all(exact["dW1"] == 0)  # the case in question
+    r = gradcheck(ref_grads(activation, loss), p, X, Y, activation=activation, loss=loss)
+    assert verdicts(r) == ALL_PASS, str(r)
+    assert r.ok and "all gradients match" in str(r)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+@pytest.mark.parametrize("kind", ["b1", "W1b1"])
+def test_smooth_activations_have_no_kink(small, activation, kind):
+    X, Y = small
+    r = gradcheck(ref_grads(activation, "mse"), point(kind), X, Y, activation=activation)
+    assert verdicts(r) == ALL_PASS, str(r)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize(
+    "kind, expected",
+    [
+        # only b1 moves Z1 of the all-zero sample: W1's steps cross no kink
+        ("b1", {"W1": "pass", "b1": "inconclusive", "W2": "pass", "b2": "pass"}),
+        # A1 = 0 whatever W2 is, so dW2 is exactly 0 on both sides
+        ("W1b1", {"W1": "inconclusive", "b1": "inconclusive", "W2": "pass", "b2": "pass"}),
+    ],
+)
+def test_relu_kink_is_inconclusive_not_a_false_diagnosis(small, loss, kind, expected):
+    X, Y = small
+    r = gradcheck(ref_grads("relu", loss), point(kind), X, Y, activation="relu", loss=loss)
+    assert verdicts(r) == expected, str(r)
+    assert not r.ok
+    for row in r.rows:
+        assert row.passed == (row.verdict == "pass")
+        if row.verdict == "inconclusive":
+            assert "relu kink" in row.hint and "exactly 0" in row.hint
+            assert "randn" in row.hint
+            for other in ("sigmoid", "tanh", "derivative of", "output layer is right"):
+                assert other not in row.hint
+    lines = {line.split()[0]: line for line in str(r).splitlines()[2:6]}
+    assert " inconclusive  relu kink" in lines["db1"] and " pass" in lines["dW2"]
+    assert "could not be judged" in str(r) and "some gradients are wrong" not in str(r)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("kind", ["all", "W2"])
+def test_wrong_gradient_at_a_zero_point_is_caught(small, activation, kind):
+    X, Y = small
+
+    def plus(key, v):
+        return lambda g: g.update({key: g[key] + v})
+
+    fn = ref_grads(activation, "mse", plus("dW1", 1e-3))  # the right dW1 is exactly 0
+    r = gradcheck(fn, point(kind), X, Y, activation=activation)
+    assert verdicts(r) == {**ALL_PASS, "W1": "FAIL"}, str(r)
+    assert "derivative of" not in r["W1"].hint  # no pattern: every mistake gives 0 here
+    # the floor is the noise of the differences (~1e-9), not a blanket tolerance
+    fn = ref_grads(activation, "mse", plus("db2", 1e-7))
+    r = gradcheck(fn, point(kind), X, Y, activation=activation)
+    assert verdicts(r) == {**ALL_PASS, "b2": "FAIL"}, str(r)
+    assert 0 < r["b2"].floor < 1e-8
+
+
+def test_wrong_gradient_at_a_relu_kink_is_caught(small):
+    X, Y = small
+    p = point("b1")
+
+    def bugs(g):
+        g["dW2"] = 2 * g["dW2"]  # dW2 has no kink: judged as anywhere
+        g["db1"] = g["db1"] + 1.0  # wrong beyond anything the kink can explain
+
+    r = gradcheck(ref_grads("relu", "mse", bugs), p, X, Y, activation="relu")
+    assert verdicts(r) == {"W1": "pass", "b1": "FAIL", "W2": "FAIL", "b2": "pass"}, str(r)
+    assert "constant factor 2" in r["W2"].hint
+
+
+@pytest.mark.parametrize("eps", [1e-8, 1e-2])
+def test_eps_at_the_ends_of_its_range(problem, eps):
+    p, X, Y = problem
+    assert gradcheck(user_backprop, p, X[:, :10], Y[:, :10], eps=eps).ok
+    r = gradcheck(lambda p, X, Y: user_backprop(p, X, Y, bug="abs"), p, X, Y, eps=eps)
+    assert r["W2"].hint == "|A2 - Y| used where A2 - Y belongs (abs loses the sign)"
+
+
+def test_complex_gradient_fails_without_warning(small):
+    X, Y = small
+    p = point("ordinary")
+
+    def complexify(g):
+        g["dW1"] = g["dW1"].astype(np.complex128)  # imaginary part 0: still complex maths
+        g["db1"] = g["db1"] + 1e-3j
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = gradcheck(ref_grads("sigmoid", "mse", complexify), p, X, Y)
+    assert verdicts(r) == {**ALL_PASS, "W1": "FAIL", "b1": "FAIL"}, str(r)
+    for k in ("W1", "b1"):
+        assert r[k].hint.startswith(f"d{k} has complex dtype complex128")
+        assert "gradients are real" in r[k].hint
+    assert "imaginary part is all 0" in r["W1"].hint
+    assert "imaginary part" not in r["b1"].hint
+
+
+def test_unusable_gradient_values_give_hints_not_crashes(small):
+    X, Y = small
+    p = point("ordinary")
+
+    def garble(g):
+        g["dW1"] = [[1.0, 2.0], [3.0]]  # ragged
+        g["db1"] = np.array([["1"], ["2"], ["3"]])  # text of the right shape
+        g["dW2"] = np.array([[1 + 0j, 2, 3]], dtype=object)  # complex inside an object array
+        g["db2"] = np.array([[None]])  # object, not a number
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = gradcheck(ref_grads("sigmoid", "mse", garble), p, X, Y)
+    assert verdicts(r) == {k: "FAIL" for k in ALL_PASS}
+    assert "dW1 is not a numeric array" in r["W1"].hint
+    assert "db1 holds <U1 (text or bytes)" in r["b1"].hint
+    assert "complex" in r["W2"].hint and "gradients are real" in r["W2"].hint
+    assert "db2 is an object array holding NoneType entries" in r["b2"].hint
