@@ -11,6 +11,7 @@ import pytest
 
 import fusedmlp
 import fusedmlp.cli
+import fusedmlp.cli.training
 from fusedmlp import datasets
 from fusedmlp.cli import main
 
@@ -332,14 +333,14 @@ def test_divergence_saves_last_finite_params(capsys, tmp_path, planar):
 
 
 def test_interrupted_run_is_saved(capsys, tmp_path, monkeypatch):
-    real = fusedmlp.cli.train
+    real = fusedmlp.cli.training.train
 
     def ctrl_c(*args, **kwargs):  # what train returns when Ctrl-C stopped it
         res = real(*args, **kwargs)
         res.interrupted = True
         return res
 
-    monkeypatch.setattr(fusedmlp.cli, "train", ctrl_c)
+    monkeypatch.setattr(fusedmlp.cli.training, "train", ctrl_c)
     rc, out, err = run(capsys, "train", "--epochs", 30, "--out", tmp_path)
     assert rc == 130
     assert "interrupted" in out and "--resume" in out

@@ -13,7 +13,8 @@ handling before the heavy imports start.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (a few ms)
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,76 @@
+"""The ``fusedmlp`` command (also ``python -m fusedmlp``): train, sweep, explain, predict, scale.
+
+Every failure is reported as one line ``fusedmlp: error: ...`` on stderr, never a
+traceback: exit status 2 for usage errors (as argparse), 1 for anything else, 130 when
+Ctrl-C stopped the command (whatever was trained is still saved).
+
+This module imports nothing heavy at the top: ``main`` first takes over Ctrl-C, then
+imports numba, numpy and the commands, so a Ctrl-C at any moment, even during those
+imports, ends in one line and status 130.
+
+The commands live in their own modules: ``training`` (train), ``sweep``, ``predict``
+(predict, explain), with the parser in ``parser``, data reading in ``data`` and what
+they share (errors, Ctrl-C, stdout, output checks) in ``common``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .common import INTERRUPTED, CliError, Interrupts, check_env, quiet_stdout
+
+__all__ = ["CliError", "main"]
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``fusedmlp`` command with ``argv`` (default ``sys.argv[1:]``); the exit status.
+
+    Examples
+    --------
+    >>> main(["explain", "--n-h", "3"]) == 0  # doctest: +ELLIPSIS
+    2-3-1 network, m = 400, sigmoid hidden, sigmoid output, mse
+    ...
+    True
+    """
+    debug = os.environ.get("FUSEDMLP_DEBUG", "") not in ("", "0")
+    presses = Interrupts().install()
+    try:
+        with quiet_stdout():
+            check_env()
+            from .parser import build_parser  # numba, numpy, the commands
+
+            args = build_parser().parse_args(argv)
+            args.interrupts = presses
+            return args.func(args)
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    except CliError as exc:
+        if debug:
+            raise
+        print(f"fusedmlp: error: {_one_line(exc)}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("fusedmlp: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except Exception as exc:
+        # the library's ValueError/TypeError already say what to fix; anything else is
+        # reported the same way, with its type, and FUSEDMLP_DEBUG=1 shows the traceback
+        if debug:
+            raise
+        known = isinstance(exc, (ValueError, TypeError, OSError, ArithmeticError))
+        kind = "" if known else f"{type(exc).__name__}: "
+        print(f"fusedmlp: error: {kind}{_one_line(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        presses.restore()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

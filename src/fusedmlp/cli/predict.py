@@ -1,0 +1,66 @@
+"""The ``predict`` and ``explain`` commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..api import predict, predict_proba
+from ..diagnostics import explain
+from .common import CliError, check_outputs, refuse_overwrite
+from .data import load_checkpoint, read_data
+
+
+def explain_command(args: argparse.Namespace) -> int:
+    print(explain(args.n_x, args.n_h, args.n_y, args.m, args.activation, args.loss))
+    return 0
+
+
+def _check_features(args: argparse.Namespace, X: np.ndarray, n_x: int) -> None:
+    if Path(args.data).suffix.lower() == ".csv" and X.shape[0] != n_x:
+        leave_out = " (leave out the label column with --label-column NAME|INDEX)"
+        raise CliError(
+            f"{args.data} has {X.shape[0]} feature columns but the model takes n_x = {n_x}"
+            + (leave_out if X.shape[0] > n_x and args.label_column is None else "")
+        )
+    if X.ndim == 2 and X.shape[0] != n_x and X.shape[1] == n_x:
+        raise CliError(
+            f"{args.data}: X is {X.shape}, one sample per row, but the model takes "
+            f"n_x = {n_x} features per column (X is (n_x, m) in .npz/.npy files): save X.T"
+        )
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    out = None if args.output is None else Path(args.output)
+    if out is not None:
+        inputs = {"checkpoint": args.checkpoint, "data file": args.data}
+        refuse_overwrite({"--output": out}, inputs)
+        check_outputs({"--output file": out})
+    res = load_checkpoint(args.checkpoint)
+    X, _, _ = read_data(args.data, label_column=args.label_column, need_labels=False)
+    _check_features(args, X, res.sizes[0])
+    f = predict_proba if args.proba else predict
+    A = f(res.params, X, activation=res.activation, backend=args.backend)
+    sep = "," if out is not None and out.suffix.lower() == ".csv" else " "
+    fmt = repr if args.proba else str  # repr of a float reads back to the same bits
+    if out is None:
+        sys.stdout.write("".join(sep.join(map(fmt, row)) + "\n" for row in A.T.tolist()))
+        sys.stdout.flush()
+        # the predictions are the result: a reader that left early did not get them all
+        return 1 if getattr(sys.stdout, "broken", False) else 0
+    try:
+        # through a file object: np.save(name) would append ".npy" to "p.NPY"
+        with open(out, "wb") as f:
+            if out.suffix.lower() == ".npy":
+                np.save(f, A)  # (n_y, m), the package's layout: usable as --labels
+            else:
+                text = "".join(sep.join(map(fmt, row)) + "\n" for row in A.T.tolist())
+                f.write(text.encode())
+    except OSError as exc:
+        raise CliError(f"cannot write {out}: {exc.strerror or exc}") from None
+    what = "probabilities" if args.proba else "labels"
+    print(f"Wrote {A.shape[1]} samples x {A.shape[0]} {what} to {out}")
+    return 0

@@ -1,0 +1,133 @@
+"""The ``sweep`` command: one network per hidden size, a picture and a table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from .. import __version__
+from ..api import accuracy
+from ..trainer import TrainingDiverged, train
+from . import training
+from .common import INIT_SEED, INTERRUPTED, CliError, make_out
+from .data import describe, n_y, training_data
+
+
+def sweep_command(args: argparse.Namespace) -> int:
+    X, Y, data = training_data(args, None)
+    if args.dtype is not None:
+        X = X.astype(args.dtype)
+    out = make_out(args.out)
+    training.check_before_training(out, ("sweep.json", "sweep.png"), data, None)
+    conf = {k: getattr(args, k) for k in ("activation", "loss", "lr")}
+    backend = args.backend or "numba"
+    seed = INIT_SEED if args.init_seed is None else args.init_seed
+    print(
+        f"{describe(data, X)}, hidden sizes {' '.join(map(str, args.hidden))}, "
+        f"{conf['activation']} + {conf['loss']}, lr {conf['lr']}, {args.epochs} epochs, "
+        f"backend {backend}"
+    )
+    print(f"{'hidden':>6}  {'accuracy':>8}  {'final loss':>10}  {'seconds':>8}", flush=True)
+    kwargs = dict(conf, seed=seed, backend=backend, **training.trainer_kwargs(args))
+    presses = args.interrupts
+    with presses.protect():
+        training.warm_up(X, Y, hidden=args.hidden[0], **kwargs)
+        if presses.count:
+            print("Interrupted by Ctrl-C before training started: nothing was trained.")
+            return INTERRUPTED
+        rows, results, diverged = _train_each(args, X, Y, kwargs, presses)
+    files = {}
+    with presses.protect(raise_at=2):  # a second Ctrl-C skips the picture
+        files.update(_picture(results, X, Y, out, presses))
+    with presses.protect():
+        files["table"] = str(out / "sweep.json")
+        sweep = {
+            **data,
+            "n_x": X.shape[0],
+            "n_y": n_y(Y),
+            **conf,
+            "epochs": args.epochs,
+            "init_seed": seed,
+            "backend": backend,
+            "dtype": str(results[0].dtype) if results else None,
+            "batch_size": args.batch_size,
+            "tol": args.tol,
+            "patience": args.patience,
+            "threads": args.threads or numba.get_num_threads(),
+            "interrupted": bool(presses.count),
+            "runs": rows,
+            "files": files,
+            "fusedmlp_version": __version__,
+        }
+        Path(files["table"]).write_text(json.dumps(sweep, indent=2) + "\n")
+        print(f"Wrote {', '.join(files.values())}")
+    if diverged:
+        raise CliError(
+            f"training diverged for hidden size(s) {', '.join(map(str, diverged))} (--lr "
+            f"{conf['lr']} is probably too large; try a smaller one); the other sizes are "
+            f"in {files['table']}"
+        )
+    return INTERRUPTED if presses.count else 0
+
+
+def _train_each(args, X, Y, kwargs: dict, presses) -> tuple:
+    """(table rows, results, diverged sizes), stopping at the first Ctrl-C."""
+    rows, results, diverged = [], [], []
+    for h in args.hidden:
+        start = time.perf_counter()
+        try:
+            res = train(X, Y, hidden=h, epochs=args.epochs, verbose=args.verbose, **kwargs)
+        except TrainingDiverged as exc:
+            diverged.append(h)
+            rows.append({"hidden": h, "diverged_at_epoch": exc.epoch})
+            print(f"{h:>6}  diverged at epoch {exc.epoch}", flush=True)
+            continue
+        seconds = time.perf_counter() - start
+        acc = accuracy(res.params, X, Y, activation=res.activation, backend=kwargs["backend"])
+        final = float(res.losses[-1]) if res.epochs else math.nan
+        rows.append(
+            {
+                "hidden": h,
+                "accuracy": acc,
+                "final_loss": final if res.epochs else None,
+                "seconds": seconds,
+                "epochs": res.epochs,
+                "stop_epoch": res.stop_epoch,
+                "interrupted": res.interrupted,
+            }
+        )
+        results.append(res)
+        print(f"{h:>6}  {100 * acc:>7.2f}%  {final:>10.6f}  {seconds:>8.3f}", flush=True)
+        if res.interrupted or presses.count:
+            print(f"Sweep interrupted by Ctrl-C during hidden size {h}; saving what is done.")
+            break
+    return rows, results, diverged
+
+
+def _picture(results: list, X, Y, out: Path, presses) -> dict:
+    n_x, n_y_ = X.shape[0], n_y(Y)
+    if not results:
+        return {}
+    if n_x != 2 or n_y_ != 1:
+        print(f"sweep.png skipped: it needs 2 inputs and 1 output, the data have {n_x} and {n_y_}")
+        return {}
+    if presses.count >= 2:
+        print("sweep.png skipped: Ctrl-C pressed again.")
+        return {}
+    path = out / "sweep.png"
+    try:
+        from .. import plots
+
+        with np.errstate(all="ignore"):
+            plots.sweep_grid(results, X, Y, path=path)
+        return {"plot": str(path)}
+    except KeyboardInterrupt:
+        path.unlink(missing_ok=True)  # maybe cut off while being written
+        print("sweep.png skipped: Ctrl-C pressed again.")
+        return {}
