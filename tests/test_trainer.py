@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fusedmlp
-from fusedmlp import datasets, reference, trainer
+from fusedmlp import _driver, datasets, reference
 
 NAMES = ("W1", "b1", "W2", "b2")
 BACKENDS = ["numba", "numpy"]
@@ -103,7 +103,7 @@ def test_chunking_does_not_change_the_result(planar, monkeypatch):
     X, Y = planar
     one = fusedmlp.train(X, Y, epochs=700, seed=2, log_every=10_000)
     cut = fusedmlp.train(X, Y, epochs=700, seed=2, log_every=7)
-    monkeypatch.setattr(trainer, "_CALL_SECONDS", 0.0)  # never grow calls past 1 epoch
+    monkeypatch.setattr(_driver, "CALL_SECONDS", 0.0)  # never grow calls past 1 epoch
     tiny = fusedmlp.train(X, Y, epochs=700, seed=2, log_every=10_000)
     for r in (cut, tiny):
         assert same(one.params, r.params) and np.array_equal(one.losses, r.losses)
@@ -138,7 +138,7 @@ def test_early_stop_ends_exactly_at_the_stop_epoch(planar, backend):
 
 
 def test_early_stop_rule_on_a_made_up_curve():
-    stop = trainer._EarlyStop(tol=0.1, patience=3)
+    stop = _driver.EarlyStop(tol=0.1, patience=3)
     losses = np.array([5.0, 4.0, 3.0, 2.95, 2.92, 2.91, 1.0])
     # epoch 5: the last 3 (2.95, 2.92, 2.91) never beat 3.0 by more than 0.1
     assert stop.check(losses, 0, 4) == -1  # epochs 3: 2.95 < 4.0 - 0.1, improving

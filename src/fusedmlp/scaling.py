@@ -330,7 +330,7 @@ def measure_point(
     """
     import numba
 
-    from . import _compiled, datasets, trainer
+    from . import _compiled, _driver, datasets
     from .api import init_params
     from .kernels import SERIAL_MAX_M
 
@@ -343,7 +343,7 @@ def measure_point(
             return _compiled.epoch_runner(p, X, Y, activation, loss, lr)
 
         def run(n, losses):
-            return trainer._numpy_epochs(p, X, Y, activation, loss, lr, n, losses)
+            return _driver.numpy_epochs(p, X, Y, activation, loss, lr, n, losses)
 
         return run
 
