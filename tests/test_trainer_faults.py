@@ -210,8 +210,10 @@ def test_diverged_params_are_finite(planar, backend, dtype, batch_size):
     X, Y = planar
     for lr in (1e30, 1e300):
         with pytest.raises(fusedmlp.TrainingDiverged) as info:
-            fusedmlp.train(X.astype(dtype), Y, epochs=200, lr=lr, seed=2, activation="relu",
-                           loss="cross_entropy", backend=backend, batch_size=batch_size)  # fmt: skip
+            fusedmlp.train(
+                X.astype(dtype), Y, epochs=200, lr=lr, seed=2, activation="relu",
+                loss="cross_entropy", backend=backend, batch_size=batch_size,
+            )  # fmt: skip
         exc = info.value
         assert all(np.isfinite(v).all() for v in exc.params.values())
         assert exc.params["W1"].dtype == dtype
