@@ -332,3 +332,9 @@ def test_property_shapes_and_counts(name, m, seed):
         rng = np.random.RandomState(seed)
         assert np.array_equal(X, rng.uniform(-1.0, 1.0, (2, m)))
         assert np.array_equal(Y, rng.randint(0, 2, (1, m)).astype(np.float64))
+
+
+def test_write_planar_default_seed_is_the_data_sets_default():
+    from fusedmlp import _planar_file
+
+    assert _planar_file._SEED == datasets.DEFAULT_SEED

@@ -5,12 +5,28 @@ import doctest
 import pytest
 
 import fusedmlp
-from fusedmlp import _compiled, api, checkpoint, datasets, diagnostics, outofcore, plots, trainer
+import fusedmlp.cli
+from fusedmlp import (
+    _atomic,
+    _compiled,
+    _pages,
+    _planar_file,
+    api,
+    checkpoint,
+    datasets,
+    diagnostics,
+    outofcore,
+    plots,
+    trainer,
+)
+
+MODULES = [api, trainer, checkpoint, datasets, diagnostics, plots, outofcore, _compiled]
+MODULES += [_atomic, _pages, _planar_file, fusedmlp.cli]
 
 
 @pytest.mark.parametrize(
     "module",
-    [api, trainer, checkpoint, datasets, diagnostics, plots, outofcore, _compiled],
+    MODULES,
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fusedmlp
-from fusedmlp import _compiled, datasets, kernels, outofcore
+from fusedmlp import _compiled, _planar_file, datasets, kernels, outofcore
 
 NAMES = ("W1", "b1", "W2", "b2")
 LINUX = os.path.exists("/proc/self/status")
@@ -63,7 +63,7 @@ def test_randn_in_pieces_continues_one_stream():
 def test_linspace_part_is_numpys_slice(start, stop, n):
     full = np.linspace(start, stop, n)
     for lo, hi in {(0, n), (0, 1), (n - 1, n), (n // 3, n), (n // 3, max(n // 3, 2 * n // 3))}:
-        assert bits(datasets._linspace_part(start, stop, n, lo, hi)) == bits(full[lo:hi])
+        assert bits(_planar_file._linspace_part(start, stop, n, lo, hi)) == bits(full[lo:hi])
 
 
 # ---------------------------------------------------------------------------
@@ -227,7 +227,7 @@ def test_write_planar_failure_leaves_no_partial_file(tmp_path, monkeypatch, fail
     elif failure == "preallocate":
         monkeypatch.setattr(outofcore, "preallocate", fail)
     else:
-        monkeypatch.setattr(datasets, "_fill_planar", fail)
+        monkeypatch.setattr(_planar_file, "_fill_planar", fail)
     with pytest.raises(KeyboardInterrupt if failure == "interrupt" else OSError, match="injected"):
         datasets.write_planar(tmp_path / "X.npy", tmp_path / "Y.npy", 3000, seed=2, chunk=500)
     assert calls and _listing(tmp_path) == before  # no .partial file, old X and Y kept

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic import write_atomically
 from ..api import predict, predict_proba
 from ..diagnostics import explain
 from .common import CliError, check_outputs, refuse_overwrite
@@ -51,16 +52,16 @@ def predict_command(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         # the predictions are the result: a reader that left early did not get them all
         return 1 if getattr(sys.stdout, "broken", False) else 0
-    try:
+    if out.suffix.lower() == ".npy":
         # through a file object: np.save(name) would append ".npy" to "p.NPY"
-        with open(out, "wb") as f:
-            if out.suffix.lower() == ".npy":
-                np.save(f, A)  # (n_y, m), the package's layout: usable as --labels
-            else:
-                text = "".join(sep.join(map(fmt, row)) + "\n" for row in A.T.tolist())
-                f.write(text.encode())
+        write = lambda f: np.save(f, A)  # noqa: E731  (n_y, m): usable as --labels
+    else:
+        text = "".join(sep.join(map(fmt, row)) + "\n" for row in A.T.tolist())
+        write = lambda f: f.write(text.encode())  # noqa: E731
+    try:
+        write_atomically(out, write, what="predictions")
     except OSError as exc:
-        raise CliError(f"cannot write {out}: {exc.strerror or exc}") from None
+        raise CliError(str(exc)) from None
     what = "probabilities" if args.proba else "labels"
     print(f"Wrote {A.shape[1]} samples x {A.shape[0]} {what} to {out}")
     return 0

@@ -12,6 +12,7 @@ import numba
 import numpy as np
 
 from .. import __version__
+from .._atomic import write_atomically
 from ..api import accuracy
 from ..trainer import TrainingDiverged, train
 from . import training
@@ -65,7 +66,8 @@ def sweep_command(args: argparse.Namespace) -> int:
             "files": files,
             "fusedmlp_version": __version__,
         }
-        Path(files["table"]).write_text(json.dumps(sweep, indent=2) + "\n")
+        text = json.dumps(sweep, indent=2) + "\n"
+        write_atomically(files["table"], lambda f: f.write(text.encode()), what="table")
         print(f"Wrote {', '.join(files.values())}")
     if diverged:
         raise CliError(

@@ -18,6 +18,7 @@ import numba
 import numpy as np
 
 from .. import __version__
+from .._atomic import write_atomically
 from .._validation import check_network_size, params_in, work_dtype
 from ..api import accuracy
 from ..checkpoint import save
@@ -136,7 +137,8 @@ def train_command(args: argparse.Namespace) -> int:
     with presses.protect():
         summary = _summary(args, data, res, acc, seconds, first, files)
         files["summary"] = str(out / "summary.json")
-        Path(files["summary"]).write_text(json.dumps(dict(summary, files=files), indent=2) + "\n")
+        text = json.dumps(dict(summary, files=files), indent=2) + "\n"
+        write_atomically(files["summary"], lambda f: f.write(text.encode()), what="summary")
         say(f"Wrote {', '.join(files.values())}")
         if res.interrupted or presses.count:
             if not res.interrupted:
