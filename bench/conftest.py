@@ -102,6 +102,13 @@ for _m in ("1e6", "1e7"):
     )
 
 
+for _impl in ("public", "kernel", "forward-then-numpy"):
+    _RATIOS[f"accuracy-1e7 {_impl} / P2-1e7 compiled float64 epoch"] = (
+        f"accuracy-1e7/{_impl}",
+        "P2-1e7/compiled-float64",
+    )
+
+
 def _fastest_peer(group: str, dtype: str):
     peers = {
         k: v

@@ -218,6 +218,25 @@ def test_forward(benchmark, medians, impl, dtype):
     np.testing.assert_allclose(A2, expect, rtol=RTOL[dtype])
 
 
+ACCURACY = {
+    "public": W.make_accuracy_public,
+    "kernel": W.make_accuracy_kernel,
+    "forward-then-numpy": W.make_accuracy_numpy_style,
+}
+
+
+@pytest.mark.heavy
+@pytest.mark.benchmark(group="accuracy-1e7")
+@pytest.mark.parametrize("impl", list(ACCURACY))
+def test_accuracy(benchmark, medians, impl):
+    # the tester's case: accuracy at m = 10^7 took 4 epochs; compare with P2-1e7's epoch
+    m = 10**7
+    X, Y, p = _data(m, "float64")
+    acc = _time(benchmark, medians, ACCURACY[impl](X, Y, p), m, f"accuracy-1e7/{impl}", heavy=True)
+    expect = float(np.mean((reference.predict_proba(p, X, W.ACT) > 0.5) == (Y > 0.5)))
+    assert acc == expect
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize(
     "m",

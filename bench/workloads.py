@@ -197,6 +197,23 @@ def make_forward_compiled(X, params):
     return lambda: mod.predict_proba(params, X, ACT)
 
 
+def make_accuracy_public(X, Y, params):
+    """fusedmlp.accuracy: validation (one scan of X and Y) and the fused count."""
+    return lambda: fusedmlp.accuracy(params, X, Y, activation=ACT)
+
+
+def make_accuracy_kernel(X, Y, params):
+    """_compiled.accuracy: the fused forward-and-count kernel alone."""
+    mod = _compiled
+    return lambda: mod.accuracy(params, X, Y, ACT)
+
+
+def make_accuracy_numpy_style(X, Y, params):
+    """What accuracy did before: the forward kernel's A2, then NumPy's comparisons."""
+    mod = _compiled
+    return lambda: float(np.mean((mod.predict_proba(params, X, ACT) > 0.5) == (Y > 0.5)))
+
+
 def make_yardstick(X, params):
     return lambda: _compiled.sigmoid_yardstick(params, X)
 

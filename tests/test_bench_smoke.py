@@ -163,6 +163,16 @@ def test_forward_runners(data, dtype):
     _close(A2, expect, dtype, "A2")
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_accuracy_runners_agree_with_the_reference(data, dtype):
+    X, Y, p = data[dtype]
+    p64 = data["float64"][2]
+    A2 = reference.predict_proba(p64, X.astype(np.float64), W.ACT)
+    expect = float(np.mean((A2 > 0.5) == (Y > 0.5)))
+    for make in (W.make_accuracy_public, W.make_accuracy_kernel, W.make_accuracy_numpy_style):
+        assert make(X, Y, p)() == expect
+
+
 def test_yardstick_is_the_sum_of_the_sigmoids(data):
     X, _, p = data["float64"]
     expect = sum(
