@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import fusedmlp
+import fusedmlp.cli.sweep
 import fusedmlp.cli.training
 from fusedmlp import datasets
 from fusedmlp.cli import main
@@ -271,3 +272,22 @@ def test_numba_num_threads_zero_is_one_line(tmp_path, value):
     assert proc.returncode == 1
     line = one_error_line(proc.stderr)
     assert f"NUMBA_NUM_THREADS={value}" in line and ">= 1" in line
+
+
+def test_ctrl_c_during_a_sweep_keeps_the_finished_sizes(capsys, tmp_path, monkeypatch):
+    real = fusedmlp.cli.sweep.train
+    calls = []
+
+    def pressed_during_the_second(*args, **kwargs):
+        calls.append(kwargs["hidden"])
+        if len(calls) == 2:  # during the second size: two presses
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fusedmlp.cli.sweep, "train", pressed_during_the_second)
+    rc, out, err = run(capsys, "sweep", "--hidden", 2, 3, 4, "--epochs", 50, "--out", tmp_path)
+    assert rc == 130, err
+    table = json.loads((tmp_path / "sweep.json").read_text())
+    assert [r["hidden"] for r in table["runs"]] == [2, 3] and table["interrupted"]
+    assert "sweep.png skipped" in out and not (tmp_path / "sweep.png").exists()
