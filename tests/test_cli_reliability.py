@@ -69,18 +69,40 @@ def test_two_ctrl_c_in_quick_succession_keep_the_checkpoint(tmp_path, gap):
 
 
 def test_ctrl_c_during_the_warm_up_stops_the_command(capsys, tmp_path, monkeypatch):
-    # before the fix the warm-up's train() swallowed it and the full run exited 0
-    real = fusedmlp.cli.training.warm_up
+    # before the fix the warm-up's train() swallowed it and the full run exited 0; the
+    # press arrives while the warm-up's own train() runs (its callback sends it)
+    real = fusedmlp.cli.training.train
 
-    def pressed(*args, **kwargs):
-        real(*args, **kwargs)
-        os.kill(os.getpid(), signal.SIGINT)  # arrives while the warm-up runs
+    def press(epoch, loss, params):
+        os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(fusedmlp.cli.training, "warm_up", pressed)
+    def warm_up_pressed(*args, **kwargs):
+        if kwargs["epochs"] == 1:  # the one-epoch warm-up
+            kwargs["callback"] = press
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fusedmlp.cli.training, "train", warm_up_pressed)
     rc, out, err = run(capsys, "train", "--out", tmp_path)
     assert rc == 130
     assert "before training started" in out
     assert not (tmp_path / "model.npz").exists()
+
+
+def test_ctrl_c_just_before_training_stops_it_at_once(capsys, tmp_path, monkeypatch):
+    # a press after the warm-up's check but before train() took over Ctrl-C: counted
+    # by the command, and train() starts stopped instead of running all its epochs
+    real = fusedmlp.cli.training.train
+
+    def pressed_first(*args, **kwargs):
+        if kwargs["epochs"] > 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fusedmlp.cli.training, "train", pressed_first)
+    rc, out, err = run(capsys, "train", "--epochs", 10**7, "--out", tmp_path)
+    assert rc == 130, err
+    model = fusedmlp.load(tmp_path / "model.npz")
+    assert model.interrupted and model.epochs == 0
 
 
 def test_second_ctrl_c_skips_only_the_pictures(capsys, tmp_path, monkeypatch):
@@ -99,7 +121,7 @@ def test_second_ctrl_c_skips_only_the_pictures(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(fusedmlp.cli.training, "train", twice)
     rc, out, err = run(capsys, "train", "--epochs", 100000, "--out", tmp_path)
     assert rc == 130, err
-    assert "Pictures skipped" in out
+    assert "loss.png skipped: Ctrl-C pressed again" in out
     assert fusedmlp.load(tmp_path / "model.npz").interrupted
     assert not (tmp_path / "loss.png").exists()
     assert json.loads((tmp_path / "summary.json").read_text())["interrupted"]
@@ -263,15 +285,18 @@ def test_nan_in_a_csv_names_its_line_and_column(capsys, tmp_path):
     assert rc == 1 and "line 4" in line and "column 'b' (index 1)" in line and "'nan'" in line
 
 
-@pytest.mark.parametrize("value", ["0", "-2"])
-def test_numba_num_threads_zero_is_one_line(tmp_path, value):
+@pytest.mark.parametrize("value", ["0", "-2", "abc", "100000"])
+def test_bad_numba_num_threads_is_one_line(tmp_path, value):
+    # 0: numba's import failed with a 25-line traceback; 100000: the process ran out of
+    # threads and crashed; abc: numba's multi-line warning, then all cores
     env = dict(os.environ, NUMBA_NUM_THREADS=value)
     proc = subprocess.run(
         [EXE, "train", "--out", "o"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert proc.returncode == 1
     line = one_error_line(proc.stderr)
-    assert f"NUMBA_NUM_THREADS={value}" in line and ">= 1" in line
+    assert f"NUMBA_NUM_THREADS={value}" in line and "whole number from 1 to" in line
+    assert not (tmp_path / "o").exists()
 
 
 def test_ctrl_c_during_a_sweep_keeps_the_finished_sizes(capsys, tmp_path, monkeypatch):
@@ -291,3 +316,43 @@ def test_ctrl_c_during_a_sweep_keeps_the_finished_sizes(capsys, tmp_path, monkey
     table = json.loads((tmp_path / "sweep.json").read_text())
     assert [r["hidden"] for r in table["runs"]] == [2, 3] and table["interrupted"]
     assert "sweep.png skipped" in out and not (tmp_path / "sweep.png").exists()
+
+
+def test_sweep_checks_every_hidden_size_before_training(capsys, tmp_path):
+    rc, out, err = run(capsys, "sweep", "--hidden", 2, 3, 10**20, "--out", tmp_path)
+    line = one_error_line(err)
+    assert rc == 2 and "--hidden=100000000000000000000" in line and "memory" in line
+    assert "accuracy" not in out  # no size was trained
+
+
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_a_picture_that_fails_costs_nothing_else(capsys, tmp_path, monkeypatch, command):
+    import fusedmlp.plots
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fusedmlp.plots, "decision_boundary", disk_full)
+    monkeypatch.setattr(fusedmlp.plots, "sweep_grid", disk_full)
+    argv = ["--epochs", 20, "--out", tmp_path] + (["--hidden", 2, 3] if command == "sweep" else [])
+    rc, out, err = run(capsys, command, *argv)
+    assert rc == 0, err
+    assert "png skipped: [Errno 28] No space left on device" in out
+    table = tmp_path / ("summary.json" if command == "train" else "sweep.json")
+    assert json.loads(table.read_text())["epochs"] == 20
+    if command == "train":
+        assert fusedmlp.load(tmp_path / "model.npz").epochs == 20
+        assert (tmp_path / "loss.png").is_file()  # the other picture is still drawn
+
+
+def test_importing_the_command_line_leaves_ctrl_c_alone(tmp_path):
+    # only running the command takes over Ctrl-C at import; a program (here one whose
+    # script is called __main__.py, as under `python -m pytest`) keeps Python's handler
+    (tmp_path / "__main__.py").write_text(
+        "import signal, fusedmlp.cli\n"
+        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(tmp_path / "__main__.py")], capture_output=True, text=True
+    )
+    assert out.stdout.strip() == "True", out.stderr

@@ -57,10 +57,14 @@ def _apply(p, g, lr, L):
     return OK
 
 
-def make_runner(backend, batch_size, seed, p, X, Y, activation, loss, lr):
-    """The runner for these settings: run(first, p, X, Y, activation, loss, lr, n, out)."""
+def make_runner(backend, batch_size, seed, p, X, Y, activation, loss, lr, stop=None):
+    """The runner for these settings: run(first, p, X, Y, activation, loss, lr, n, out).
+
+    ``stop()`` (optional) is asked between mini-batches: an epoch cut short is undone
+    and not counted, so that it can be run again whole (resume gives the same bits).
+    """
     if batch_size is not None:
-        return minibatch_runner(backend, batch_size, seed)
+        return minibatch_runner(backend, batch_size, seed, stop)
     if backend == "numpy":
 
         def run(first, *args):  # full batch: every epoch is the same computation
@@ -76,8 +80,13 @@ def make_runner(backend, batch_size, seed, p, X, Y, activation, loss, lr):
     return run
 
 
-def minibatch_runner(backend, batch_size, seed):
-    """A runner doing mini-batch epochs: a fresh permutation per epoch from (seed, epoch)."""
+def minibatch_runner(backend, batch_size, seed, stop=None):
+    """A runner doing mini-batch epochs: a fresh permutation per epoch from (seed, epoch).
+
+    An epoch of many small batches can take seconds, so ``stop()`` is asked after every
+    batch; when it says yes, the parameters go back to the epoch's start and the run
+    returns the epochs completed before it.
+    """
 
     def step(p, Xb, Yb, activation, loss, lr, out):
         """One gradient step on one batch: (status); out[0] = the batch's loss."""
@@ -94,8 +103,13 @@ def minibatch_runner(backend, batch_size, seed):
             # the permutation depends on (seed, epoch) only, so a resumed run
             # shuffles exactly as an uninterrupted one
             order = np.random.default_rng([seed, first + i]).permutation(m)
+            at_start = _snapshot(p) if stop is not None else None
             total = 0.0
             for start in range(0, m, batch_size):
+                if start and stop is not None and stop():
+                    for k in p:
+                        p[k][...] = at_start[k]
+                    return i, OK
                 idx = order[start : start + batch_size]
                 status = step(p, X[:, idx], Y[:, idx], activation, loss, lr, out)
                 if status != OK:
@@ -116,31 +130,41 @@ class CtrlC:
     """Turns Ctrl-C into a flag the driver reads between runner calls.
 
     Only the main thread can own a signal handler; elsewhere a KeyboardInterrupt is
-    caught between calls instead.
+    caught between calls instead. A Python handler that was in place is told of every
+    press too (the command line counts them), and one that reports a press still
+    ``pending`` (pressed before training began) starts the flag set.
     """
 
     def __init__(self) -> None:
         self.hit = False
         self._old = None
+        self._installed = False
 
     def __enter__(self) -> CtrlC:
         if threading.current_thread() is threading.main_thread():
             try:
                 self._old = signal.signal(signal.SIGINT, self._handler)
+                self._installed = True
             except ValueError:  # embedded interpreters without signal support
-                self._old = None
+                pass
+        self.hit = bool(getattr(self._old, "pending", False))
         return self
 
     def _handler(self, signum, frame) -> None:
         self.hit = True
-        # a Python handler of the caller's (the command line counts presses) hears of
-        # it too; Python's default one would raise KeyboardInterrupt, so it does not
+        # Python's default handler would raise KeyboardInterrupt: only others are told
         if callable(self._old) and self._old is not signal.default_int_handler:
-            self._old(signum, frame)
+            try:
+                self._old(signum, frame)
+            except KeyboardInterrupt:
+                pass  # raising here would cut a parameter update in two; stop instead
 
     def __exit__(self, *exc) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        if self._installed:
+            # None: the old handler was not set from Python; Python's own is the best guess
+            old = self._old if self._old is not None else signal.default_int_handler
+            signal.signal(signal.SIGINT, old)
+            self._installed = False
 
 
 class Progress:

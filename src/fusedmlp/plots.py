@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatter
 
+from ._atomic import write_atomically
 from ._validation import check_activation, check_count, check_params, check_XY
 from .api import _accuracy, predict_proba
 from .trainer import TrainResult
@@ -62,7 +63,8 @@ def save_png(fig: Figure, path: PathLike, *, dpi: float | None = None) -> pathli
 
     The whole figure is written whatever ``rcParams["savefig.bbox"]`` says (a "tight"
     setting would crop it to a size that depends on the labels), and the parent folder
-    must already exist.
+    must already exist. The file is written whole or not at all (a temporary file
+    renamed over ``path``, as ``fusedmlp.save`` does).
 
     Parameters
     ----------
@@ -88,7 +90,12 @@ def save_png(fig: Figure, path: PathLike, *, dpi: float | None = None) -> pathli
     """
     path = pathlib.Path(path)
     dpi = fig.dpi if dpi is None else float(dpi)
-    fig.savefig(path, format="png", dpi=dpi, bbox_inches=fig.bbox_inches)
+    # whole or not at all: a temporary file renamed over the target, as checkpoints
+    write_atomically(
+        path,
+        lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches=fig.bbox_inches),
+        what="picture",
+    )
     return path
 
 

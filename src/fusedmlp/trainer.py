@@ -84,7 +84,8 @@ class TrainResult:
     interrupted : bool
         True when Ctrl-C stopped training early; params and losses are consistent.
     stop_epoch : int or None
-        The epoch at which early stopping (``tol``/``patience``) ended training.
+        The epoch at which early stopping (``tol``/``patience``), or the callback
+        returning True, ended training.
     """
 
     params: dict
@@ -254,8 +255,11 @@ def train(
 
     Notes
     -----
-    Ctrl-C during training stops at the next runner call boundary (well under a
-    second) and returns the result so far with ``interrupted=True``.
+    Ctrl-C during training stops at the next runner call boundary and returns the
+    result so far with ``interrupted=True``. Calls are sized to about 50 ms but hold at
+    least one epoch; with ``batch_size``, Ctrl-C is also heard after every batch, and
+    the epoch it cuts short is undone (so that resuming runs it whole, as an
+    uninterrupted run would).
 
     Examples
     --------
@@ -275,7 +279,7 @@ def train(
         first = len(history)
         run = _driver.make_runner(
             backend, conf["batch_size"], conf["seed"], p, X, Y, conf["activation"],
-            conf["loss"], conf["lr"],
+            conf["loss"], conf["lr"], stop=lambda: ctrl_c.hit,
         )  # fmt: skip
         buf = _driver.Losses(history, first + epochs)
         result = TrainResult(

@@ -5,8 +5,11 @@ traceback: exit status 2 for usage errors (as argparse), 1 for anything else, 13
 Ctrl-C stopped the command (whatever was trained is still saved).
 
 This module imports nothing heavy at the top: ``main`` first takes over Ctrl-C, then
-imports numba, numpy and the commands, so a Ctrl-C at any moment, even during those
-imports, ends in one line and status 130.
+imports numba, numpy and the commands, so a Ctrl-C during those imports ends in one line
+and status 130. When this module is imported to run the command (the ``fusedmlp``
+script or ``python -m fusedmlp``), it takes over Ctrl-C at once, before ``main`` is even
+called; what remains is the interpreter's own start-up (20-40 ms here, most of it the
+site packages), before any code of fusedmlp runs.
 
 The commands live in their own modules: ``training`` (train), ``sweep``, ``predict``
 (predict, explain), with the parser in ``parser``, data reading in ``data`` and what
@@ -15,10 +18,29 @@ they share (errors, Ctrl-C, stdout, output checks) in ``common``.
 
 from __future__ import annotations
 
+import _signal  # signal's C core: loads at once, where signal.py takes milliseconds
 import os
 import sys
 
-from .common import INTERRUPTED, CliError, Interrupts, check_env, quiet_stdout
+
+def _quit(signum, frame) -> None:  # Ctrl-C before main took over: nothing to save yet
+    os.write(2, b"fusedmlp: interrupted\n")
+    os._exit(130)
+
+
+def _running_the_command() -> bool:
+    """True for the ``fusedmlp`` script and ``python -m fusedmlp`` (whose argv[0] is
+    fusedmlp/__main__.py by now), not when a program imports this module."""
+    path = os.path.normcase(sys.argv[0]) if sys.argv else ""
+    name, folder = os.path.basename(path), os.path.basename(os.path.dirname(path))
+    return name in ("fusedmlp", "fusedmlp.exe") or (name, folder) == ("__main__.py", "fusedmlp")
+
+
+_COMMAND = _running_the_command()
+if _COMMAND and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+    _signal.signal(_signal.SIGINT, _quit)
+
+from .common import INTERRUPTED, CliError, Interrupts, quiet_stdout  # noqa: E402
 
 __all__ = ["CliError", "main"]
 
@@ -41,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     presses = Interrupts().install()
     try:
         with quiet_stdout():
-            check_env()
+            from .. import kernels  # noqa: F401  first: checks the environment numba reads
             from .parser import build_parser  # numba, numpy, the commands
 
             args = build_parser().parse_args(argv)

@@ -37,22 +37,24 @@ class Interrupts:
     """Ctrl-C for a whole command: every press is counted, and only presses from the
     ``raise_at``-th on raise KeyboardInterrupt (1 outside protected sections).
 
-    Training and saving run in ``protect()`` (no press raises there: the trainer stops
-    at its next call boundary, the checkpoint is always written), pictures in
-    ``protect(raise_at=2)`` (a second press skips them). The trainer's own handler
-    passes each press on to this one, so the count covers the whole command.
+    The command runs from its warm-up to its end in ``protect()`` (no press raises
+    there: the trainer stops at its next call boundary, the checkpoint is always
+    written), its pictures in ``protect(raise_at=2)`` inside that (a second press skips
+    them). Installed as the SIGINT handler itself: the trainer's handler passes each
+    press on, and reads ``pending`` to start stopped when one came before training did.
     """
 
     def __init__(self) -> None:
         self.count = 0
         self.raise_at: float = 1
+        self.seen = 0  # presses a training has already taken into account
         self._old = None
         self._installed = False
 
     def install(self) -> Interrupts:
         if threading.current_thread() is threading.main_thread():
             try:
-                self._old = signal.signal(signal.SIGINT, self._handler)
+                self._old = signal.signal(signal.SIGINT, self)
                 self._installed = True
             except ValueError:  # no signal support (embedded interpreters)
                 pass
@@ -60,13 +62,20 @@ class Interrupts:
 
     def restore(self) -> None:
         if self._installed:
-            signal.signal(signal.SIGINT, self._old)
+            old = self._old if self._old is not None else signal.default_int_handler
+            signal.signal(signal.SIGINT, old)
             self._installed = False
 
-    def _handler(self, signum, frame) -> None:
+    def __call__(self, signum, frame) -> None:
         self.count += 1
         if self.count >= self.raise_at:
             raise KeyboardInterrupt
+
+    @property
+    def pending(self) -> bool:
+        """A press that no training has seen yet (read as a training starts)."""
+        new, self.seen = self.count > self.seen, self.count
+        return new
 
     @contextlib.contextmanager
     def protect(self, raise_at: float = math.inf):
@@ -129,30 +138,14 @@ def quiet_stdout():
         sys.stdout = old
 
 
-def check_env() -> None:
-    """Environment settings numba would otherwise fail on with a long traceback."""
-    value = os.environ.get("NUMBA_NUM_THREADS", "").strip()
-    if value and value.lstrip("+-").isdigit() and int(value) < 1:
-        raise CliError(
-            f"NUMBA_NUM_THREADS={value} is not a number of threads: set it to a whole "
-            f"number >= 1 (this machine has {os.cpu_count()} cores), or unset it to use all"
-        )
-
-
 # ---------------------------------------------------------------------------
 # files: write nothing over an input, find unwritable outputs before the work
 
 
-def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """True when a and b name one file (symlinks, '..', hard links and case included)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist yet: compare where they would be
-        return os.path.realpath(a) == os.path.realpath(b)
-
-
 def refuse_overwrite(outputs: dict, inputs: dict) -> None:
     """CliError when an output would replace an input: {what: path} each."""
+    from .._atomic import same_file
+
     for out_name, out in outputs.items():
         for in_name, src in inputs.items():
             if src is not None and same_file(out, src):

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from .. import datasets
-from ..checkpoint import load
 from ..trainer import TrainResult
 from .common import CliError
 
@@ -266,18 +265,6 @@ def describe(desc: dict, X: np.ndarray) -> str:
 
 def n_y(Y: np.ndarray) -> int:
     return 1 if np.ndim(Y) == 1 else np.shape(Y)[0]
-
-
-def load_checkpoint(path: str) -> TrainResult:
-    """fusedmlp.load, with a plain message for files that are not even a zip archive."""
-    if Path(path).exists() and not Path(path).is_file():
-        raise _not_a_file(Path(path), "checkpoint")
-    if Path(path).is_file() and not zipfile.is_zipfile(path):
-        raise CliError(
-            f"{path} is not a fusedmlp checkpoint (not a .npz archive); use a model.npz "
-            "written by fusedmlp train or fusedmlp.save"
-        )
-    return load(path)
 
 
 # ---------------------------------------------------------------------------

@@ -10,9 +10,10 @@ import numpy as np
 
 from .._atomic import write_atomically
 from ..api import predict, predict_proba
+from ..checkpoint import load
 from ..diagnostics import explain
 from .common import CliError, check_outputs, refuse_overwrite
-from .data import load_checkpoint, read_data
+from .data import read_data
 
 
 def explain_command(args: argparse.Namespace) -> int:
@@ -40,7 +41,7 @@ def predict_command(args: argparse.Namespace) -> int:
         inputs = {"checkpoint": args.checkpoint, "data file": args.data}
         refuse_overwrite({"--output": out}, inputs)
         check_outputs({"--output file": out})
-    res = load_checkpoint(args.checkpoint)
+    res = load(args.checkpoint)
     X, _, _ = read_data(args.data, label_column=args.label_column, need_labels=False)
     _check_features(args, X, res.sizes[0])
     f = predict_proba if args.proba else predict

@@ -26,6 +26,8 @@ def sweep_command(args: argparse.Namespace) -> int:
         X = X.astype(args.dtype)
     out = make_out(args.out)
     training.check_before_training(out, ("sweep.json", "sweep.png"), data, None)
+    for h in args.hidden:  # every size before the first is trained
+        training.check_network(X, Y, h, None)
     conf = {k: getattr(args, k) for k in ("activation", "loss", "lr")}
     backend = args.backend or "numba"
     seed = INIT_SEED if args.init_seed is None else args.init_seed
@@ -43,10 +45,9 @@ def sweep_command(args: argparse.Namespace) -> int:
             print("Interrupted by Ctrl-C before training started: nothing was trained.")
             return INTERRUPTED
         rows, results, diverged = _train_each(args, X, Y, kwargs, presses)
-    files = {}
-    with presses.protect(raise_at=2):  # a second Ctrl-C skips the picture
-        files.update(_picture(results, X, Y, out, presses))
-    with presses.protect():
+        files = {}
+        with presses.protect(raise_at=2):  # a second Ctrl-C skips the picture
+            files.update(_picture(results, X, Y, out, presses))
         files["table"] = str(out / "sweep.json")
         sweep = {
             **data,
@@ -113,6 +114,7 @@ def _train_each(args, X, Y, kwargs: dict, presses) -> tuple:
 
 
 def _picture(results: list, X, Y, out: Path, presses) -> dict:
+    """sweep.png when it applies; a second Ctrl-C or a failure to draw it is one line."""
     n_x, n_y_ = X.shape[0], n_y(Y)
     if not results:
         return {}
@@ -129,7 +131,8 @@ def _picture(results: list, X, Y, out: Path, presses) -> dict:
         with np.errstate(all="ignore"):
             plots.sweep_grid(results, X, Y, path=path)
         return {"plot": str(path)}
-    except KeyboardInterrupt:
-        path.unlink(missing_ok=True)  # maybe cut off while being written
+    except KeyboardInterrupt:  # written whole or not at all: nothing to clean up
         print("sweep.png skipped: Ctrl-C pressed again.")
-        return {}
+    except (OSError, ValueError, RuntimeError, MemoryError) as exc:
+        print(f"sweep.png skipped: {' '.join(str(exc).split())}")
+    return {}

@@ -21,8 +21,8 @@ from .. import __version__
 from .._atomic import write_atomically
 from .._validation import check_network_size, params_in, work_dtype
 from ..api import accuracy
-from ..checkpoint import save
-from ..trainer import DataChanged, TrainingDiverged, TrainResult, train
+from ..checkpoint import load, save
+from ..trainer import TrainingDiverged, TrainResult, train
 from .common import (
     INIT_SEED,
     INTERRUPTED,
@@ -32,7 +32,7 @@ from .common import (
     make_out,
     refuse_overwrite,
 )
-from .data import describe, load_checkpoint, n_y, training_data
+from .data import describe, n_y, training_data
 
 PICTURES = ("decision_boundary.png", "loss.png")
 
@@ -70,7 +70,7 @@ def check_before_training(out: Path, names: tuple, data: dict, resume: str | Non
     check_outputs(outputs)
 
 
-def _check_network(X, Y, hidden: int, resumed: TrainResult | None) -> None:
+def check_network(X, Y, hidden: int, resumed: TrainResult | None) -> None:
     try:
         check_network_size(X.shape[0], hidden, n_y(Y), name="--hidden")
         if resumed is not None:
@@ -99,7 +99,7 @@ def _settings(args: argparse.Namespace, resumed: TrainResult | None) -> tuple:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    resumed = None if args.resume is None else load_checkpoint(args.resume)
+    resumed = None if args.resume is None else load(args.resume)
     X, Y, data = training_data(args, resumed)
     dtype = args.dtype or (str(resumed.dtype) if resumed is not None else None)
     if dtype is not None:
@@ -107,7 +107,7 @@ def train_command(args: argparse.Namespace) -> int:
     out = make_out(args.out)
     check_before_training(out, ("model.npz", "summary.json", *PICTURES), data, args.resume)
     conf, backend, seed = _settings(args, resumed)
-    _check_network(X, Y, conf["hidden"], resumed)
+    check_network(X, Y, conf["hidden"], resumed)
     first = 0 if resumed is None else resumed.epochs
 
     def say(*a, **k):
@@ -123,7 +123,7 @@ def train_command(args: argparse.Namespace) -> int:
     )
     kwargs = dict(conf, seed=seed, backend=backend, **trainer_kwargs(args))
     presses = args.interrupts
-    with presses.protect():  # from here on no Ctrl-C raises before the checkpoint is saved
+    with presses.protect():  # from here on no Ctrl-C raises, but during the pictures
         warm_up(X, Y, **kwargs)
         if presses.count:
             print("Interrupted by Ctrl-C before training started: nothing was trained.")
@@ -132,9 +132,8 @@ def train_command(args: argparse.Namespace) -> int:
         acc = accuracy(res.params, X, Y, activation=res.activation, backend=backend)
         _report(res, acc, seconds, first, say)
         files = {"checkpoint": str(save(out / "model.npz", res))}
-    with presses.protect(raise_at=2):  # a second Ctrl-C skips the pictures
-        files.update(_train_plots(res, X, Y, out, say, presses))
-    with presses.protect():
+        with presses.protect(raise_at=2):  # a second Ctrl-C skips the pictures
+            files.update(_train_plots(res, X, Y, out, say, presses))
         summary = _summary(args, data, res, acc, seconds, first, files)
         files["summary"] = str(out / "summary.json")
         text = json.dumps(dict(summary, files=files), indent=2) + "\n"
@@ -149,16 +148,14 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def _run(X, Y, out: Path, data: dict, args, kwargs: dict, resumed) -> tuple:
-    """(result, seconds) of the training; a diverged or disturbed run is saved, then
-    reported as an error."""
+    """(result, seconds) of the training; a diverged run is saved, then reported as an
+    error. (The data are read into memory, never mapped, so they cannot change.)"""
     start = time.perf_counter()
     try:
         res = train(X, Y, epochs=args.epochs, verbose=not args.quiet, resume=resumed, **kwargs)
-    except (TrainingDiverged, DataChanged) as exc:
+    except TrainingDiverged as exc:
         exc.result.info = {"data": data}
         path = save(out / "model.npz", exc.result)
-        if isinstance(exc, DataChanged):
-            raise CliError(f"{exc} (saved in {path})") from None
         raise CliError(
             f"training diverged at epoch {exc.epoch}: the loss or a parameter overflowed "
             f"(--lr {kwargs['lr']} is probably too large; try a smaller one); the last finite "
@@ -209,36 +206,42 @@ def _summary(args, data: dict, res: TrainResult, acc, seconds, first, files) -> 
 
 
 def _train_plots(res: TrainResult, X, Y, out: Path, say, presses) -> dict:
-    """The pictures that apply; a second Ctrl-C (KeyboardInterrupt here) skips the rest."""
-    files = {}
+    """The pictures that apply. A second Ctrl-C (KeyboardInterrupt here) skips the rest;
+    a picture that cannot be drawn or written is one line, and the next is still drawn:
+    neither costs the summary or anything saved before."""
     n_x, n_h, n_y_ = res.sizes
-    if presses.count >= 2:
-        print("Pictures skipped: Ctrl-C pressed again.")
-        return files
-    path = None
-    try:
-        from .. import plots  # matplotlib only when there is something to draw
-
-        with np.errstate(all="ignore"):  # huge losses make matplotlib's log scale warn
-            if n_x == 2 and n_y_ == 1:
-                path = out / "decision_boundary.png"
-                plots.decision_boundary(res.params, X, Y, activation=res.activation, path=path)
-                files["decision_boundary"] = str(path)
-                path = None
-            else:
-                say(
-                    f"decision_boundary.png skipped: it needs 2 inputs and 1 output (points "
-                    f"in the plane, one label), this network is {n_x}-{n_h}-{n_y_}"
-                )
-            if res.epochs:
-                path = out / "loss.png"
-                plots.loss_curve(res.losses, path=path, stop_epoch=res.stop_epoch)
-                files["loss_curve"] = str(path)
-                path = None
-            else:
-                say("loss.png skipped: no epochs were run")
-    except KeyboardInterrupt:
-        if path is not None:  # a picture cut off while being written
-            path.unlink(missing_ok=True)
-        print("Pictures skipped: Ctrl-C pressed again.")
+    wanted = []
+    if n_x == 2 and n_y_ == 1:
+        wanted.append(("decision_boundary", "decision_boundary.png"))
+    else:
+        say(
+            f"decision_boundary.png skipped: it needs 2 inputs and 1 output (points in the "
+            f"plane, one label), this network is {n_x}-{n_h}-{n_y_}"
+        )
+    if res.epochs:
+        wanted.append(("loss_curve", "loss.png"))
+    else:
+        say("loss.png skipped: no epochs were run")
+    files = {}
+    for key, name in wanted:
+        if presses.count >= 2:
+            print(f"{name} skipped: Ctrl-C pressed again.")
+            continue
+        try:
+            files[key] = str(_draw(key, res, X, Y, out / name))
+        except KeyboardInterrupt:  # written whole or not at all: nothing to clean up
+            print(f"{name} skipped: Ctrl-C pressed again.")
+        except (OSError, ValueError, RuntimeError, MemoryError) as exc:
+            print(f"{name} skipped: {' '.join(str(exc).split())}")
     return files
+
+
+def _draw(key: str, res: TrainResult, X, Y, path: Path) -> Path:
+    from .. import plots  # matplotlib only when there is something to draw
+
+    with np.errstate(all="ignore"):  # huge losses make matplotlib's log scale warn
+        if key == "decision_boundary":
+            plots.decision_boundary(res.params, X, Y, activation=res.activation, path=path)
+        else:
+            plots.loss_curve(res.losses, path=path, stop_epoch=res.stop_epoch)
+    return path
