@@ -11,13 +11,8 @@ is keyed on the source file of the cached function only, so a change in a module
 imports from is not detected.
 """
 
-import ctypes
-import importlib.metadata
-import os
-import sys
 import warnings
 
-import numba
 from numba import njit
 
 # Kernels: contract lets LLVM fuse a*b+c into one FMA; reassoc lets it vectorise the
@@ -64,51 +59,6 @@ SERIAL_MAX_M = 16384
 # stops LLVM from vectorising the loop around it.
 ERROR_MODEL = "numpy"
 
-
-# The threading layer: fork-safe and thread-safe. GNU OpenMP (numba's pick on Linux when
-# TBB cannot be loaded) kills every child of a fork once the parent has run a parallel
-# kernel ("Terminating: fork() called from a process already using GNU OpenMP"), which
-# hangs multiprocessing pools. numba's "forksafe" choice is TBB where it loads, else
-# workqueue (never GNU OpenMP). TBB is also thread-safe; workqueue is not, which the
-# lock in fusedmlp._compiled covers. Measured per epoch (2-4-1 sigmoid + mse, float64,
-# 2 threads, parallel path; bench/threading_layers.py, figures in bench/RESULTS.md):
-# m = 10^4: omp 0.052-0.061 ms, tbb 0.059, workqueue 0.152; m = 10^6: omp 5.1-5.2 ms,
-# tbb 4.4, workqueue 6.1; m = 10^7: omp 44-46 ms, tbb 43, workqueue 65.
-# An explicit NUMBA_THREADING_LAYER (or numba.config.THREADING_LAYER set before
-# importing fusedmlp) is respected.
-THREADING_LAYER = "forksafe"
-
-# TBB's wheel on PyPI puts libtbb.so.12 in <prefix>/lib, which the dynamic loader does
-# not search inside a virtual environment, so numba's TBB layer fails to load there
-# ("No threading layer could be loaded ... pip install tbb"). Loading the library by its
-# full path first makes the later load by name find it.
-_TBB_LIBS = {"linux": "libtbb.so.12", "darwin": "libtbb.12.dylib"}
-
-
-def _preload_tbb() -> bool:
-    """Load the tbb package's libtbb by path, if installed; True when it is loaded."""
-    name = _TBB_LIBS.get(sys.platform)
-    if name is None:
-        return False
-    try:
-        dist = importlib.metadata.distribution("tbb")
-        files = [f for f in dist.files or () if f.name == name]
-        for f in files:
-            ctypes.CDLL(os.fspath(dist.locate_file(f)), mode=ctypes.RTLD_GLOBAL)
-            return True
-    except (importlib.metadata.PackageNotFoundError, OSError):
-        pass
-    return False
-
-
-def _select_threading_layer() -> None:
-    _preload_tbb()
-    chosen = "NUMBA_THREADING_LAYER" in os.environ or numba.config.THREADING_LAYER != "default"
-    if not chosen:
-        numba.config.THREADING_LAYER = THREADING_LAYER
-
-
-_select_threading_layer()
 
 _warned = []
 

@@ -1,8 +1,9 @@
 """Two Python threads using the parallel kernels at once.
 
-Numba's default ``workqueue`` threading layer aborts the whole process when two threads
-enter parallel code together, so this runs in a subprocess (an abort there fails the test
-instead of killing pytest) and fusedmlp._compiled must serialise its parallel calls.
+Numba's ``workqueue`` threading layer (fusedmlp's where TBB cannot be loaded) aborts the
+whole process when two threads enter parallel code together, so this runs in a
+subprocess (an abort there fails the test instead of killing pytest) and
+fusedmlp._compiled must serialise its parallel calls.
 Both the driver's functions and the public ``fusedmlp.train`` are exercised.
 """
 

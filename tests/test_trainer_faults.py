@@ -245,3 +245,117 @@ def test_changed_data_file_stops_training_and_names_it(tmp_path):
     assert res.epochs == info.value.epoch == 3  # epochs 0, 1 and 2: nothing lost
     assert all(np.isfinite(v).all() for v in res.params.values())
     assert outofcore.FileWatch(Y=Y).changed() is None  # a fresh watch: the file as it is now
+
+
+# ---------------------------------------------------------------------------
+# Ctrl-C
+
+
+def test_ctrl_c_is_heard_between_mini_batches(tmp_path):
+    # before: only after a whole epoch (3.8 s for m = 2e5 and batch_size = 1); the epoch
+    # it cuts short is undone, so a resumed run repeats it whole and bit for bit
+    import signal
+    import threading
+
+    X, Y = datasets.planar(m=50000)
+    init = fusedmlp.init_params(2, 4, 1, seed=2)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        res = fusedmlp.train(X, Y, init=init, epochs=3, batch_size=1, seed=5)
+    finally:
+        timer.cancel()
+    assert res.interrupted and res.epochs == 0  # the first epoch (about 1 s) was cut
+    for k in NAMES:
+        assert np.array_equal(res.params[k], init[k])
+    more = fusedmlp.train(X[:, :2000], Y[:, :2000], epochs=1, resume=res)
+    whole = fusedmlp.train(X[:, :2000], Y[:, :2000], init=init, epochs=1, batch_size=1, seed=5)
+    assert np.array_equal(more.losses, whole.losses)
+
+
+def test_ctrl_c_restores_a_handler_python_could_not_see(planar, monkeypatch):
+    # signal.signal returns None when the old handler was set outside Python; the
+    # trainer's handler must not stay behind (Ctrl-C would be ignored afterwards)
+    import signal
+
+    from fusedmlp import _driver
+
+    real = signal.signal
+    calls = []
+
+    def fake(signum, handler):
+        calls.append(handler)
+        real(signum, handler)
+        return None if len(calls) == 1 else signal.default_int_handler
+
+    monkeypatch.setattr(_driver.signal, "signal", fake)
+    X, Y = planar
+    fusedmlp.train(X, Y, epochs=2, seed=2)
+    assert calls[-1] is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# ---------------------------------------------------------------------------
+# smaller ones
+
+
+def test_submodules_are_attributes_of_the_package():
+    # the lazy import of the package still reaches its modules as attributes
+    for name in ("kernels", "trainer", "checkpoint", "api", "diagnostics", "plots"):
+        assert getattr(fusedmlp, name).__name__ == f"fusedmlp.{name}"
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        fusedmlp.nothing  # noqa: B018
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_load_names_a_path_that_is_not_a_file(tmp_path, kind):
+    path = tmp_path / "model.npz"
+    if kind == "folder":
+        path.mkdir()
+        with pytest.raises(IsADirectoryError, match="model.npz is a folder"):
+            fusedmlp.load(path)
+    else:
+        os.mkfifo(path)
+        with pytest.raises(ValueError, match="not a regular file"):
+            fusedmlp.load(path)
+
+
+def test_warnings_point_at_the_users_line(planar):
+    X, _ = planar
+    Y = np.linspace(-1, 3, X.shape[1]).reshape(1, -1)
+    with pytest.warns(UserWarning, match="sigmoid output") as record:
+        fusedmlp.train(X, Y, epochs=1, seed=2)  # this line
+    assert record[0].filename == __file__
+
+
+def test_threading_layer_choice_survives_numbas_config_reload():
+    # numba re-reads its configuration from the environment when a NUMBA_* variable
+    # changes; a choice kept only in numba.config was lost (GNU OpenMP again)
+    import subprocess
+    import sys
+
+    script = (
+        "import os, numba, fusedmlp.kernels\n"
+        "assert os.environ['NUMBA_THREADING_LAYER'] == 'forksafe'\n"
+        "os.environ['NUMBA_OPT'] = '2'\n"
+        "from numba.core import config; config.reload_config()\n"
+        "print(numba.config.THREADING_LAYER)\n"
+    )
+    for value in (None, ""):
+        env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+        if value is not None:
+            env["NUMBA_THREADING_LAYER"] = value
+        out = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "forksafe"
+    env["NUMBA_THREADING_LAYER"] = "workqueue"  # an explicit choice is kept
+    out = subprocess.run(
+        [sys.executable, "-c", script.replace("forksafe'", "workqueue'")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.stdout.strip() == "workqueue", out.stderr

@@ -59,10 +59,18 @@ __all__ = [
 assert sorted(__all__) == sorted(_WHERE)  # one list of public names
 
 
+# submodules that ``fusedmlp.<name>`` also reaches (imported on first use)
+_SUBMODULES = {"api", "checkpoint", "cli", "diagnostics", "kernels", "plots", "scaling"}
+_SUBMODULES |= {"trainer"}
+
+
 def __getattr__(name: str):
-    if name not in _WHERE:
+    if name not in _WHERE and name not in _SUBMODULES:
         raise AttributeError(f"module 'fusedmlp' has no attribute {name!r}")
-    module = _WHERE[name]
+    # the kernels first: they check the environment and choose numba's threading layer
+    # before anything imports numba
+    importlib.import_module(".kernels", __name__)
+    module = _WHERE.get(name)
     if module is None:
         value = importlib.import_module(f".{name}", __name__)
     else:
@@ -72,7 +80,7 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+    return sorted(set(globals()) | set(_WHERE) | _SUBMODULES)
 
 
 if TYPE_CHECKING:  # what static tools see

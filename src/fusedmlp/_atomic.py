@@ -244,6 +244,23 @@ def _like(exc: OSError, message: str) -> OSError:
     return new
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when paths a and b name one file, whether or not it exists yet: the same
+    spelling once resolved (symbolic links, even dangling ones, ``..``, case where the
+    system ignores it), or one existing file under two names (hard links, bind mounts).
+
+    >>> same_file("a/../x.npy", "./x.npy")
+    True
+    """
+    ra, rb = (os.path.normcase(os.path.realpath(p)) for p in (a, b))
+    if ra == rb:
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): not one file
+        return False
+
+
 def write_atomically(path: str | os.PathLike, write: Callable, *, what: str = "file") -> Path:
     """``write(f)`` into a temporary file beside ``path``, flushed and renamed over it.
 

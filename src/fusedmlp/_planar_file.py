@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from ._atomic import same_file
 from ._validation import check_count, check_seed
 
 _SEED = 1  # datasets.DEFAULT_SEED, the exercise's (a test checks they agree)
@@ -149,21 +150,10 @@ def write_planar(
     return outofcore.open_pair(x_path, y_path)
 
 
-def _same_file(a: str, b: str) -> bool:
-    """True when paths a and b name one file, whether or not it exists yet."""
-    ra, rb = (os.path.normcase(os.path.realpath(p)) for p in (a, b))
-    if ra == rb:  # spellings, symbolic links (even dangling ones)
-        return True
-    try:
-        return os.path.samefile(a, b)  # hard links, bind mounts
-    except OSError:  # one of them does not exist (yet): not one file
-        return False
-
-
 def _check_targets(x_path: str, y_path: str) -> None:
     # before anything is written: two maps of one file would truncate each other (SIGBUS),
     # and a rename over a directory would fail only after the whole write
-    if _same_file(x_path, y_path):
+    if same_file(x_path, y_path):
         raise ValueError(
             f"x_path {x_path!r} and y_path {y_path!r} are the same file; X and Y need two "
             "different files, e.g. 'X.npy' and 'Y.npy'."

@@ -10,6 +10,7 @@ import difflib
 import math
 import numbers
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -68,14 +69,22 @@ def _physical_memory() -> int | None:
         return None
 
 
-def check_network_size(n_x: int, n_h: int, n_y: int, *, name: str = "hidden") -> None:
-    """ValueError when the network's parameters could not fit in this machine's memory.
+# what the compiled kernels hold per network besides the data (kernels/config.py): one
+# float64 row of partial sums per chunk (at most this many chunks), and per thread a few
+# arrays of (n_h + n_y) x block values (blocks of at most this many samples)
+_KERNEL_CHUNKS, _KERNEL_BLOCK = 64, 1024
 
-    Training holds the parameters a few times over (the parameters, their float64
-    gradient, the update's scratch, a snapshot), so four float64 copies must fit.
+
+def check_network_size(n_x: int, n_h: int, n_y: int, *, name: str = "hidden") -> None:
+    """ValueError when training the network could not fit in this machine's memory.
+
+    Counted: the parameters a few times over (the parameters, their gradient, the
+    update's scratch, a snapshot), the kernels' partial sums (one float64 row of all the
+    parameters per chunk of samples) and their per-thread block scratch.
     """
     n = n_h * (n_x + 1) + n_y * (n_h + 1)
-    need = 4 * 8 * n
+    threads = os.cpu_count() or 1
+    need = 8 * n * (4 + _KERNEL_CHUNKS) + 8 * 3 * (n_h + n_y) * _KERNEL_BLOCK * threads
     memory = _physical_memory()
     if memory is not None and need > memory:
         raise ValueError(
@@ -141,6 +150,15 @@ def _real_array(name: str, a: object) -> np.ndarray:
     return arr
 
 
+def user_stacklevel() -> int:
+    """The stacklevel that makes a warning issued by the caller point at the first frame
+    outside fusedmlp: the user's line, however deep inside fusedmlp it was raised."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("fusedmlp"):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def warn_copy(name: str, a: np.ndarray, why: str) -> None:
     """A memory-mapped array is about to be copied whole into memory: say so."""
     if is_mapped(a):
@@ -149,7 +167,7 @@ def warn_copy(name: str, a: np.ndarray, why: str) -> None:
             f"({a.nbytes / 2**30:.2f} GiB). Write it as a C-ordered float32 or float64 "
             f"array, in X's dtype, to train on it in place.",
             ResourceWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
 
 
@@ -188,7 +206,7 @@ def _scan(name: str, A: np.ndarray, *, unit_interval: str | None, warn_unit: str
             "(0, 1), so the loss cannot go to 0 and accuracy thresholds both at 0.5; "
             "encode classes as 0 and 1 (or rescale the targets into [0, 1]).",
             UserWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
 
 

@@ -19,6 +19,7 @@ from ._validation import (
     check_seed,
     check_X,
     params_in,
+    user_stacklevel,
     work_dtype,
 )
 
@@ -95,7 +96,7 @@ def _forward(p, X, activation, backend):
             f"W2 A1 + b2 overflowed {A2.dtype} (inf - inf); compute in float64 "
             "(X.astype(np.float64)) or use smaller parameters.",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return A2
 

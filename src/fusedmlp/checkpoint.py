@@ -357,8 +357,12 @@ def load(path: str | os.PathLike) -> TrainResult:
     FileNotFoundError: no checkpoint at no-such-file.npz
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a checkpoint; name the .npz file.")
+    if not path.is_file():
+        raise _bad(path, "it is not a regular file (a FIFO, device or socket)")
     if not zipfile.is_zipfile(path):
         raise _bad(path, "it is not an .npz (zip) file")
     try:
