@@ -41,7 +41,9 @@ def _table(header: tuple, rows: list) -> str:
 VERDICTS = ("pass", "FAIL", "inconclusive")
 EPS_RANGE = (1e-8, 1e-2)  # float64 central differences: rounding below, truncation above
 _U = float(np.finfo(np.float64).eps)  # 2.2e-16, float64's machine epsilon
-_SAFETY = 100.0  # on the noise floor: see _floor
+_SAFETY = 10.0  # on the rounding term of the floor only: see _floor
+_TRUNC_SAFETY = 2.0  # on the measured truncation term of the floor: see _floor
+_CAP = 1e-2  # the floor never excuses more than this fraction of max |g_fd|: see _floor
 _KINK_SAFETY = 2.0  # on the first-order bound of a crossed relu kink: see _kinks
 
 
@@ -49,8 +51,10 @@ _KINK_SAFETY = 2.0  # on the first-order bound of a crossed relu kink: see _kink
 class GradRow:
     """One parameter's verdict: "pass", "FAIL" or "inconclusive" (see ``gradcheck``).
 
-    ``rel_error`` is ||g - g_fd|| / (||g|| + ||g_fd||), ``abs_error`` max |g - g_fd|, and
-    ``floor`` the finite differences' own noise (NaN where the relative rule decided).
+    ``rel_error`` is ||g - g_fd|| / (||g|| + ||g_fd||), ``abs_error`` max |g - g_fd|, with
+    g_fd the most accurate differences computed (see ``gradcheck``), and ``floor`` the
+    largest max |g - g_fd| that passes: the finite differences' own error, capped at 1% of
+    max |g_fd| unless g_fd is zero up to rounding (NaN where the relative rule decided).
     """
 
     name: str
@@ -130,7 +134,8 @@ class GradcheckReport:
             )
         out.append(
             f"{head} (tolerance {self.tol:g} on ||g - g_fd|| / (||g|| + ||g_fd||), or "
-            "max |g - g_fd| <= floor, the finite differences' own noise)"
+            "max |g - g_fd| <= floor, the finite differences' own error, at most "
+            f"{_CAP:.0%} of max |g_fd| unless g_fd is zero up to rounding)"
         )
         return "\n".join(out)
 
@@ -156,22 +161,65 @@ def _central(p, X, Y, activation, loss, k, h):
     return g, big
 
 
-# The floor: how far central differences with step eps can be off, as one absolute bound
-#     floor = SAFETY * (u |L| / eps + 4/3 max_i |g_fd(eps)_i - g_fd(eps / 2)_i|), u = 2.2e-16.
-# Rounding: each loss value is off by about u |L|, so (L+ - L-) / (2 eps) is off by up to
-# u |L| / eps (1e-11 for |L| = 0.5 and eps = 1e-5). Truncation: g_fd(h) = g + c h^2 + O(h^4)
-# with c = L''' / 6, so g_fd(eps) - g_fd(eps / 2) = 3/4 c eps^2 and the truncation of g_fd(eps)
-# is 4/3 of that: measured (Richardson), not guessed, since L''' depends on the data. That
-# difference also carries both steps' rounding, a sample of the real noise where L is computed
-# less accurately than u |L| (mse near a perfect fit). SAFETY = 100 covers the loss's rounding
-# (a sum of m terms of a few operations each: a few to log2(m) u |L|) and the noise of the
-# estimate, and stays far below what a real mistake changes (O(|g|)). The half step crosses
-# no relu kink the full step does not; entries whose full step crosses one are left out.
-def _floor(p, X, Y, activation, loss, k, eps, num, big, skip):
-    """The noise floor of num, the differences of p[k] with step eps (skip: kink entries)."""
-    half, _ = _central(p, X, Y, activation, loss, k, eps / 2)
-    trunc = 4 / 3 * _maxabs((num - half)[~skip])
-    return _SAFETY * (_U * big / eps + trunc)
+# The floor: how far the finite differences can be off, and so how far g may be from them.
+# g_fd(h) = g + c2 h^2 + c4 h^4 + ... (central differences, c2 = L^(3) / 6), so the
+# Richardson value rich(h) = (4 g_fd(h / 2) - g_fd(h)) / 3 = g - c4 h^4 / 4 + O(h^6) loses
+# the h^2 term: at eps = 1e-2 its error is ~1e-8 relative where g_fd(eps)'s is ~1e-3. It is
+# the reference g is held to, and its error has two terms, kept apart:
+#   rounding = SAFETY * 3 u S / eps, with u = 2.2e-16 and S the loss's rounding scale
+#     (_loss_scale): each loss value is off by about u S, so g_fd(eps) by up to u S / eps,
+#     g_fd(eps / 2) by twice that and rich(eps) by (4 * 2 + 1) / 3 = 3 times that.
+#     S already sums every first-order contribution at full size, and the rounding seen
+#     in rich stays below 1.2 times 3 u S / eps (all activations and losses, m from 6 to
+#     400, inputs up to 10 sigma, zero gradients included); SAFETY = 10 leaves a margin of
+#     8 over that, for what a first-order count can miss (the loss sums m terms: up to
+#     log2(m) u |L| if their errors line up). This is the term a truly zero gradient
+#     needs: its g_fd is rounding noise and nothing else. It is not 100, which at
+#     eps = 1e-8 would leave a gradient of 1.5e-4 unjudgeable to within 3%.
+#   trunc = TRUNC_SAFETY * 16/15 max_i |rich(eps)_i - rich(eps / 2)_i|: rich's truncation
+#     c4 eps^4 / 4, measured with a third step eps / 4 (rich(eps) - rich(eps / 2) =
+#     15/64 c4 eps^4), not guessed, since c4 depends on the data. TRUNC_SAFETY = 2 lets the
+#     rest of the series (from the h^6 term on) be as large as its leading term; and since
+#     the difference carries both values' rounding, it also samples the real noise. It is
+#     not 100: this term grows with the curvature and with eps, and a large factor on it
+#     turns into tolerance for wrong gradients (the fault this replaced: 100 times the h^2
+#     term of g_fd(1e-2) passed a dW1 that was 5% off).
+# The floor exists for gradients that are zero up to noise, not for large ones, so it is
+# capped: floor = rounding + trunc where max |rich| <= rounding (g_fd is zero up to its
+# rounding: a right g is 0 or as small, and |g - rich| is noise), else
+# min(rounding + trunc, CAP max |rich|): no error above 1% of the largest |g_fd| is ever
+# excused, a real mistake errs by O(|g|). Between that cap and rounding + trunc the
+# differences cannot tell right from wrong: "inconclusive". Relu kinks crossed by a step
+# move rich by up to (4 bound(eps / 2) + bound(eps)) / 3 (_kinks), which is added per entry
+# for that verdict only; such entries are left out of trunc, which would count the kink.
+def _floor(p, X, Y, activation, loss, k, eps, num, half, big, scale, skip):
+    """(rounding, trunc): the two error bounds of rich, from a third step eps / 4."""
+    quarter, big4 = _central(p, X, Y, activation, loss, k, eps / 4)
+    rich, rich2 = (4 * half - num) / 3, (4 * quarter - half) / 3
+    rounding = _SAFETY * 3 * _U * max(big, big4, scale) / eps
+    trunc = _TRUNC_SAFETY * 16 / 15 * _maxabs((rich - rich2)[~skip])
+    return rounding, trunc
+
+
+# u S bounds the rounding of the computed loss to first order: each computed value v carries
+# a relative error ~u, which moves L by |dL/dv| |v| u (for a matrix product, by |dL/dv| times
+# the sum of the absolute products). |L| alone is not enough where L is a small result of
+# large quantities: mse at a saturated fit reads (A2 - Y)**2 ~ 1e-23 off A2 ~ 1, whose own
+# rounding u moves L by 2 |A2 - Y| u / m, ~1e11 times u |L|.
+def _loss_scale(p, X, Y, activation, loss):
+    """S: |L| plus sum |dL/dv| |v| over the loss's intermediates v (see above)."""
+    cache = reference.forward(p, X, activation)
+    A1, A2 = cache["A1"], cache["A2"]
+    d2 = reference.output_delta(cache, Y, loss)  # dL/dZ2
+    dA1 = p["W2"].T @ d2  # dL/dA1
+    d1 = dA1 * reference.ACTIVATIONS[activation][1](A1)  # dL/dZ1
+    total = abs(reference.cost(cache, Y, loss))
+    total += np.sum(np.abs(d2) * (np.abs(p["W2"]) @ np.abs(A1) + np.abs(p["b2"])))
+    total += np.sum(np.abs(dA1) * np.abs(A1))
+    total += np.sum(np.abs(d1) * (np.abs(p["W1"]) @ np.abs(X) + np.abs(p["b1"])))
+    if loss == "mse":  # cross_entropy reads Z2, not A2
+        total += np.sum(2 / X.shape[1] * np.abs(A2 - Y) * A2)  # dL/dA2 |A2|
+    return float(total)
 
 
 # Moving W1[j, i] by h moves Z1[j, s] by h * X[i, s] (b1[j]: by h). Where |Z1[j, s]| <
@@ -209,6 +257,19 @@ def _kink_hint(k, zmin):
         f"relu kink: {where}; there d{k} is undefined, the finite differences straddle the "
         "kink, and the gap is within what that explains. Move the point off the kink, e.g. "
         f"W1 += 1e-3 * np.random.randn(*W1.shape) and likewise b1{fix}, and check again"
+    )
+
+
+def _coarse_hint(k, eps, rounding, trunc, size):
+    if rounding >= trunc:
+        cause, fix = "rounding (eps is small for a gradient this small)", "a larger eps"
+    else:
+        cause, fix = "truncation (eps is large for this curvature)", "a smaller eps"
+    return (
+        f"finite differences too coarse: at eps={eps:g} they are only good to "
+        f"{rounding + trunc:.1e}, mostly {cause}, which is over {_CAP:.0%} of this gradient "
+        f"(max |g_fd| = {size:.1e}); d{k} is off by more than {_CAP:.0%} but within that. "
+        f"Check again with {fix} (the default eps=1e-5 suits most points)"
     )
 
 
@@ -346,28 +407,42 @@ def gradcheck(
     ``fn(params, X, Y)`` must return a dict of gradients keyed "dW1", "db1", "dW2", "db2"
     (or "W1", ...). Shapes and dtypes are checked first (a complex gradient is a FAIL, even
     with a zero imaginary part); then each gradient g is compared with central differences
-    g_fd of the reference loss in float64, with step ``eps``, and gets a verdict:
+    g_fd of the reference loss in float64, with step ``eps`` (and, where g does not match
+    those within tol, with their Richardson extrapolation (4 g_fd(eps/2) - g_fd(eps)) / 3,
+    whose truncation error is O(eps**4) instead of O(eps**2)), and gets a verdict:
 
     - "pass" when ``||g - g_fd|| / (||g|| + ||g_fd||) <= tol``, or when
-      ``max |g - g_fd| <= floor``, the finite differences' own noise (below);
+      ``max |g - g_fd| <= floor`` (below);
     - "FAIL" when g differs beyond both; the "why" column names the mistake when its
       pattern is recognisable and clearly told apart from the right gradient;
-    - "inconclusive" (relu only) when the eps step moves some hidden pre-activation
-      Z1 = W1 @ X + b1 across 0, where relu has a kink and the derivative is undefined
-      (g_fd there is the mean of the slopes either side), and g differs from g_fd by no
-      more than that can explain: the check cannot tell right from wrong at this point.
-      Such a gradient is not known to be wrong; the hint says how to move the point off
-      the kink (a small random perturbation of W1 and b1, or a smaller eps). A gradient
-      wrong beyond what the kink explains is still a "FAIL".
+    - "inconclusive" when the finite differences cannot tell right from wrong at this
+      point and g differs from them by no more than that explains. Either some hidden
+      pre-activation Z1 = W1 @ X + b1 lies within the eps step of 0 (relu only), where
+      relu has a kink and the derivative is undefined (g_fd there is the mean of the
+      slopes either side): the hint says how to move the point off the kink (a small
+      random perturbation of W1 and b1, or a smaller eps). Or the differences' own error
+      at this eps is over 1% of the gradient (a tiny gradient at eps = 1e-8, a sharply
+      curved loss at eps = 1e-2): the hint says which way to move eps. Such a gradient
+      is not known to be wrong; one wrong beyond what these explain is still a "FAIL".
 
-    Why a floor: the relative rule alone fails right gradients that are 0, or close to it
+    The floor: the relative rule alone fails right gradients that are 0, or close to it
     (all-zero weights, W2 = 0, a balanced output), where g_fd is rounding noise (~1e-11)
-    and the relative error is 1. The floor is measured at the point, for the gradients the
-    relative rule rejects: ``100 * (u |L| / eps + 4/3 max |g_fd(eps) - g_fd(eps / 2)|)``
-    with u = 2.2e-16 and L the loss: the rounding error of a central difference (each
-    loss value is off by about u |L|), plus its truncation error eps**2 L''' / 6 as
-    Richardson extrapolation measures it, with a safety factor 100. It is ~1e-9 for
-    eps = 1e-5, while a real mistake errs by O(|g|).
+    and the relative error is 1. For the gradients the relative rule rejects, the error of
+    g_fd is measured at the point, as two terms:
+
+    - rounding = 10 * 3 u S / eps, with u = 2.2e-16 and S the loss's rounding scale
+      (|L| plus sum |dL/dv| |v| over the intermediates v of the forward pass): each loss
+      value is off by about u S, and the extrapolated difference by 3 u S / eps; the
+      safety factor 10 applies to this term only;
+    - trunc = 2 * the truncation error of the extrapolated difference, measured from a
+      third step eps / 4 (Richardson again, not a guess), with a modest factor 2.
+
+    and the floor is rounding + trunc where ``max |g_fd| <= rounding`` (g_fd is zero up to
+    rounding: the gradient is zero up to noise, and g must be too), and otherwise
+    ``min(rounding + trunc, 0.01 * max |g_fd|)``. So the floor never excuses an error
+    above 1% of the largest |g_fd| of a gradient the differences resolve (a real mistake
+    errs by O(|g|)), and never more than the differences' own error. It is ~1e-9 or
+    less for eps = 1e-5.
 
     Parameters
     ----------
@@ -377,13 +452,14 @@ def gradcheck(
         The point at which to check, {"W1", "b1", "W2", "b2"}.
     X, Y : arrays (n_x, m) and (n_y, m)
         Keep m and the network small: this costs 2 forward passes per parameter entry
-        (4 for a gradient the relative rule rejects).
+        (4 for a gradient not within tol of g_fd(eps), 6 for one not within tol of the
+        extrapolated differences either).
     activation, loss : str
         The network the gradients are meant for.
     eps : float
         The finite-difference step, in [1e-8, 1e-2]: below, rounding error dominates (about
-        1e-16 / eps relative); above, truncation (about eps**2). The default 1e-5 gives
-        differences accurate to about 1e-9 relative.
+        1e-16 / eps relative); above, truncation (about eps**2, eps**4 once extrapolated).
+        The default 1e-5 gives differences accurate to about 1e-9 relative.
     tol : float
         The relative tolerance, in (0, 1) (the relative error is never above 1). The
         default 1e-6 sits between the differences' accuracy (1e-9) and the error of every
@@ -453,6 +529,8 @@ def gradcheck(
         return report
 
     kinks = _kinks(p, X, Y, activation, loss, eps) if activation == "relu" else {}
+    halves = _kinks(p, X, Y, activation, loss, eps / 2) if activation == "relu" else {}
+    scale = _loss_scale(p, X, Y, activation, loss)
     mistakes = _mistakes(p, X, Y, activation, loss)
     for k in PARAM_NAMES:
         row = GradRow(k, p[k].shape, None, float("nan"))
@@ -477,16 +555,35 @@ def gradcheck(
         if row.rel_error <= tol:
             row.verdict = "pass"
             continue
-        kink, zmin = kinks.get(k, (np.zeros(g.shape), np.inf))
-        row.floor = _floor(p, X, Y, activation, loss, k, eps, num, big, kink > 0)
-        slack = row.floor + _KINK_SAFETY * kink  # per entry: noise, plus a crossed kink
-        if _close(g, num, tol, row.floor):
+        # not within tol of g_fd(eps): hold g to the Richardson value, then to the floor
+        half, big2 = _central(p, X, Y, activation, loss, k, eps / 2)
+        ref = (4 * half - num) / 3  # Richardson: see _floor
+        row.rel_error = _rel(g, ref)
+        row.abs_error = _maxabs(g - ref)
+        if row.rel_error <= tol:
             row.verdict = "pass"
-        elif np.all(np.abs(g - num) <= slack):  # only where a kink can explain the gap
+            continue
+        kink, zmin = kinks.get(k, (np.zeros(g.shape), np.inf))
+        kink_half = halves.get(k, (np.zeros(g.shape), np.inf))[0]
+        skip = kink > 0  # entries whose eps step crosses a relu kink
+        big = max(big, big2)
+        rounding, trunc = _floor(p, X, Y, activation, loss, k, eps, num, half, big, scale, skip)
+        error = rounding + trunc  # how far ref itself can be off
+        size = _maxabs(ref)
+        row.floor = error if size <= rounding else min(error, _CAP * size)
+        # per entry: ref's error, plus what crossed kinks move ref (both its steps)
+        slack = error + _KINK_SAFETY * (4 * kink_half + kink) / 3
+        gap = np.abs(g - ref)
+        if np.all(gap <= row.floor):
+            row.verdict = "pass"
+        elif np.all(gap <= error):  # within ref's error, but beyond the cap
+            row.verdict = "inconclusive"
+            row.hint = _coarse_hint(k, eps, rounding, trunc, size)
+        elif np.all(gap <= slack):  # only where a kink can explain the gap
             row.verdict = "inconclusive"
             row.hint = _kink_hint(k, zmin)
         else:
-            row.hint = _why(k, g, num, m, tol, row.floor, slack, mistakes)
+            row.hint = _why(k, g, ref, m, tol, row.floor, slack, mistakes)
             row.hint = row.hint or "values differ from finite differences"
     out_ok = all(r.passed for r in report.rows if r.name in ("W2", "b2"))
     for r in report.rows:
