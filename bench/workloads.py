@@ -205,7 +205,7 @@ def make_accuracy_public(X, Y, params):
 def make_accuracy_kernel(X, Y, params):
     """_compiled.accuracy: the fused forward-and-count kernel alone."""
     mod = _compiled
-    return lambda: mod.accuracy(params, X, Y, ACT)
+    return lambda: mod.accuracy(params, X, Y, ACT)[0]
 
 
 def make_accuracy_numpy_style(X, Y, params):

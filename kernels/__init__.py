@@ -6,9 +6,13 @@ caller (fusedmlp._compiled) to have checked every shape: Numba does no bounds ch
 
 from . import (
     _env,  # noqa: F401  (first: checks the environment before numba loads)
+    blas,
     config,
+    elementwise,
     expfn,
     mlp,
+    narrow,
+    wide,
 )
 from .config import BLOCK, ERROR_MODEL, FASTMATH, FASTMATH_ELEMENTARY, N_CHUNKS, SERIAL_MAX_M
 from .expfn import (
@@ -45,7 +49,6 @@ from .mlp import (
     forward_serial,
     loss_and_grads,
     loss_and_grads_serial,
-    n_chunks,
     n_params,
     sigmoid_yardstick,
     train_epochs,
@@ -68,10 +71,12 @@ __all__ = [
     "SIGMOID",
     "TANH",
     "UPDATE_OVERFLOW",
+    "blas",
     "config",
     "count_correct",
     "count_correct_serial",
     "descend",
+    "elementwise",
     "exp",
     "exp32",
     "exp64",
@@ -86,7 +91,7 @@ __all__ = [
     "map_sigmoid",
     "map_tanh",
     "mlp",
-    "n_chunks",
+    "narrow",
     "n_params",
     "sigmoid",
     "sigmoid32",
@@ -96,4 +101,5 @@ __all__ = [
     "tanh32",
     "tanh64",
     "train_epochs",
+    "wide",
 ]

@@ -54,6 +54,70 @@ N_CHUNKS = 64
 # for a scheduler tick (4 ms), the serial kernel never does. 16384 sits between the two.
 SERIAL_MAX_M = 16384
 
+# Wide networks: the block's products go to BLAS (kernels/wide.py) once the hidden layer
+# has WIDE_MIN_H units and the input WIDE_MIN_X features; loops (kernels/narrow.py)
+# below. Measured, m = 10^5, one epoch, 2 threads, narrow / wide time (> 1: BLAS wins),
+# float64 and float32: 2-4-1 0.94 0.86; 2-64-1 0.68 0.81; 2-256-1 0.68 0.91 (two inputs:
+# the loops win at any width); 4-128-1 1.00 1.03; 5-64-1 1.04 1.04; 6-32-1 1.14 1.09;
+# 8-2-1 1.04 0.86; 8-4-1 1.17 1.05; 8-16-1 1.06 1.27; 12-8-1 1.28 1.45; 16-32-1 1.61
+# 1.77; 30-64-1 1.51 1.56; 64-32-10 1.67 1.24; 100-4-1 1.20 1.81; 100-8-1 1.40 1.64;
+# 784-2-1 0.74 0.73; 784-4-1 0.99 0.78; 784-8-1 1.47 1.28. Below 8 hidden units the
+# products are too thin for BLAS at any input size.
+WIDE_MIN_X, WIDE_MIN_H = 5, 8
+
+# The block size of a wide network: the per-block arrays that the elementwise passes
+# walk (A1, the deltas: 2 n_h + n_y rows) take at most WIDE_BLOCK_BYTES, the L2 of a
+# core, while BLAS streams the block of X past them; and at least 8 blocks, so that
+# two threads share a small data set evenly. Measured (ms per epoch, 2 threads):
+# 784-128-10 m = 60000 float64 blk 128 292, 256 290, 512 308, 1024 301; float32 175,
+# 170, 154, 170. 100-256-1 m = 10^5 float64 blk 64 153, 128 135, 256 130, 512 139.
+# 30-64-1 m = 10^5 float64 256 26, 512 17, 1024 18. 64-32-10 m = 1797 float64 blk 64
+# 0.43, 128 0.42, 192 0.38, 256 0.40, 448 0.50, 832 0.60; float32 0.33, 0.27, 0.17,
+# 0.19, 0.22, 0.28. (The machine is shared: differences under ~10% are noise.)
+WIDE_BLOCK_BYTES = 1 << 20
+WIDE_BLOCK_MIN, WIDE_BLOCK_MAX = 64, 1024
+WIDE_MIN_BLOCKS = 8
+
+# Chunks of a wide network: each holds a float64 row of all the parameters (784-128-10:
+# 0.8 MB), and its blocks are long, so fewer chunks balance the threads as well as
+# N_CHUNKS would, with less to zero and to add up every epoch.
+WIDE_CHUNKS = 16
+
+
+def chunks(m: int, blk: int, most: int) -> int:
+    """Chunks of blocks for m samples: min(most, number of blocks), at least 1."""
+    return max(1, min(most, -(-m // blk)))
+
+
+def plan(n_x: int, n_h: int, n_y: int, itemsize: int, m: int) -> tuple[int, int, int]:
+    """(blk, wide, n_chunk) for a network and m samples: the block size, 1 when the
+    block's products go to BLAS, and the number of chunks. A function of these numbers
+    only (never of the thread count), so the chunking, and with it every sum, is the
+    same for any number of threads."""
+    if n_x < WIDE_MIN_X or n_h < WIDE_MIN_H:
+        return narrow_plan(m)
+    by_cache = WIDE_BLOCK_BYTES // ((2 * n_h + n_y) * itemsize)
+    by_m = -(-m // WIDE_MIN_BLOCKS)
+    blk = max(WIDE_BLOCK_MIN, min(WIDE_BLOCK_MAX, -(-min(by_cache, by_m) // 64) * 64))
+    return blk, 1, chunks(m, blk, WIDE_CHUNKS)
+
+
+def narrow_plan(m: int) -> tuple[int, int, int]:
+    """The plan of the loops (kernels/narrow.py) for m samples."""
+    return BLOCK, 0, chunks(m, BLOCK, N_CHUNKS)
+
+
+def serial_max_m(n_x: int, n_h: int, n_y: int) -> int:
+    """Largest m whose epochs run on the serial whole-training kernel.
+
+    SERIAL_MAX_M was measured on the 2-4-1 network; a sample of a wider network costs
+    more, so fewer samples fill the time a thread launch costs. The cost of a sample is
+    counted as its multiply-adds plus 8 per unit for the exps and divisions.
+    """
+    cost = n_x * n_h + n_h * n_y + 8 * (n_h + n_y)
+    return max(1, SERIAL_MAX_M * (2 * 4 + 4 * 1 + 8 * 5) // cost)
+
+
 # Division by zero gives inf/NaN as in NumPy instead of raising ZeroDivisionError: the
 # Python error model puts a compare-and-raise before every division, and that branch
 # stops LLVM from vectorising the loop around it.

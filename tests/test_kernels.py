@@ -427,14 +427,19 @@ _CHECKED_RUN = textwrap.dedent(
     from fusedmlp.kernels import BLOCK
 
     PATHS = sys.argv[1].split(",")
-    SHAPES = [(1, 1, 1, 1), (3, 5, 2, BLOCK + 3), (8, 7, 4, 2 * BLOCK)]  # n_x, n_h, n_y, m
+    # n_x, n_h, n_y, m: narrow (loops), then wide (BLAS) with sizes that are no multiple
+    # of anything and m across block edges
+    SHAPES = [(1, 1, 1, 1), (3, 5, 2, BLOCK + 3), (8, 7, 4, 2 * BLOCK), (40, 24, 3, 777),
+              (7, 9, 2, 130)]
+    from fusedmlp.kernels import config
+    assert [config.plan(*s[:3], 8, s[3])[1] for s in SHAPES] == [0, 0, 0, 1, 1]
     for i, (n_x, n_h, n_y, m) in enumerate(SHAPES):
         rng = np.random.default_rng(i)
-        act = ("sigmoid", "tanh", "relu")[i]
+        act = ("sigmoid", "tanh", "relu")[i % 3]
         loss = ("mse", "cross_entropy")[i % 2]
         for dtype in (np.float64, np.float32):
-            p = {"W1": rng.normal(size=(n_h, n_x)), "b1": rng.normal(size=(n_h, 1)),
-                 "W2": rng.normal(size=(n_y, n_h)), "b2": rng.normal(size=(n_y, 1))}
+            p = {"W1": rng.normal(size=(n_h, n_x)) / n_x**0.5, "b1": rng.normal(size=(n_h, 1)),
+                 "W2": rng.normal(size=(n_y, n_h)) / n_h**0.5, "b2": rng.normal(size=(n_y, 1))}
             p = {k: v.astype(dtype) for k, v in p.items()}
             X = rng.normal(size=(n_x, m)).astype(dtype)
             Y = (rng.random((n_y, m)) > 0.5).astype(dtype)

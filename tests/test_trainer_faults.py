@@ -201,6 +201,11 @@ def test_float32_overflow_inside_the_network_is_reported(planar, backend):
     with pytest.warns(RuntimeWarning, match="outputs are NaN"):
         A2 = fusedmlp.predict_proba(p, X32, activation="relu", backend=backend)
     assert np.isnan(A2).any()
+    # accuracy counts those outputs as wrong, and says why (before: silently, numba)
+    Y = np.ones((1, X32.shape[1]), np.float32)
+    with pytest.warns(RuntimeWarning, match=f"{X32.shape[1]} of {X32.shape[1]} outputs are NaN"):
+        acc = fusedmlp.accuracy(p, X32, Y, activation="relu", backend=backend)
+    assert acc == 0.0
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

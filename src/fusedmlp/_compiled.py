@@ -34,6 +34,7 @@ so a wrong shape must never reach a kernel; the checks are explicit raises, not
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -131,10 +132,42 @@ def _codes(activation: str, loss: str | None = None) -> tuple[int, int]:
     return _k.ACTIVATIONS[activation], _k.LOSSES.get(loss, 0)
 
 
-def _scratch(W1: np.ndarray, W2: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+_INT_MAX = 2**31 - 1  # BLAS takes leading dimensions as C ints
+
+
+def _plan(W1: np.ndarray, W2: np.ndarray, X: np.ndarray) -> tuple[int, int, int]:
+    """(blk, wide, n_chunk) for the kernels: kernels.config.plan, narrow when X's rows
+    are too long for BLAS's int leading dimension."""
+    n_h, n_x = W1.shape
+    m = X.shape[1]
+    if m > _INT_MAX:
+        return _k.config.narrow_plan(m)
+    return _k.config.plan(n_x, n_h, W2.shape[0], X.dtype.itemsize, m)
+
+
+_BLAS = []  # the threadpoolctl controller, made on first use (it scans the libraries)
+
+
+@contextlib.contextmanager
+def _blas_threads(plan: tuple[int, int]):
+    """One BLAS thread per call while wide kernels run: they call BLAS from every one of
+    their own threads, one block each, and BLAS's own threads would oversubscribe the
+    cores (and make the sums depend on BLAS's thread count)."""
+    if not plan[1]:
+        yield
+        return
+    if not _BLAS:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS.append(ThreadpoolController())
+    with _BLAS[0].limit(limits=1, user_api="blas"):
+        yield
+
+
+def _scratch(W1: np.ndarray, W2: np.ndarray, plan) -> tuple[np.ndarray, np.ndarray]:
     """(grad, partials) float64 for loss_and_grads: O(chunks x params), never O(m)."""
     width = _k.n_params(W1.shape[1], W1.shape[0], W2.shape[0]) + 1
-    return np.empty(width), np.empty((_k.n_chunks(m), width))
+    return np.empty(width), np.empty((plan[2], width))
 
 
 def _unpack(grad: np.ndarray, W1: np.ndarray, W2: np.ndarray) -> dict:
@@ -182,10 +215,11 @@ def loss_and_grads(
     """
     act, code = _codes(activation, loss)
     W1, b1, W2, b2, X, Y = _prepare(params, X, Y)
-    grad, partials = _scratch(W1, W2, X.shape[1])
+    plan = _plan(W1, W2, X)
+    grad, partials = _scratch(W1, W2, plan)
     kernel = _pick(_k.loss_and_grads, _k.loss_and_grads_serial)
-    with _LOCK:
-        total = kernel(grad, partials, W1, b1, W2, b2, X, Y, act, code)
+    with _LOCK, _blas_threads(plan):
+        total = kernel(grad, partials, W1, b1, W2, b2, X, Y, act, code, plan)
     return float(total), _unpack(grad, W1, W2)
 
 
@@ -200,27 +234,32 @@ def predict_proba(params: dict, X: np.ndarray, activation: str = "sigmoid") -> n
     act, _ = _codes(activation)
     W1, b1, W2, b2, X, _ = _prepare(params, X)
     A2 = np.empty((W2.shape[0], X.shape[1]), X.dtype)
+    plan = _plan(W1, W2, X)
     kernel = _pick(_k.forward, _k.forward_serial)
-    with _LOCK:
-        kernel(A2, W1, b1, W2, b2, X, act)
+    with _LOCK, _blas_threads(plan):
+        kernel(A2, W1, b1, W2, b2, X, act, plan)
     return A2
 
 
-def accuracy(params: dict, X: np.ndarray, Y: np.ndarray, activation: str = "sigmoid") -> float:
-    """Fraction of entries where A2 > 1/2 agrees with Y > 1/2, fused (no A2 array).
+def accuracy(
+    params: dict, X: np.ndarray, Y: np.ndarray, activation: str = "sigmoid"
+) -> tuple[float, int]:
+    """(fraction of entries where A2 > 1/2 agrees with Y > 1/2, entries where A2 is NaN),
+    fused: no A2 array is made.
 
     >>> p = {"W1": np.ones((3, 2)), "b1": np.zeros((3, 1)),
     ...      "W2": np.ones((1, 3)), "b2": np.zeros((1, 1))}
     >>> accuracy(p, np.ones((2, 4)), np.array([[1.0, 1.0, 0.0, 1.0]]))
-    0.75
+    (0.75, 0)
     """
     act, _ = _codes(activation)
     W1, b1, W2, b2, X, Y = _prepare(params, X, Y)
-    partials = np.empty((_k.n_chunks(X.shape[1]), 1))
+    plan = _plan(W1, W2, X)
+    counts = np.empty((plan[2], 2), np.int64)
     kernel = _pick(_k.count_correct, _k.count_correct_serial)
-    with _LOCK:
-        correct = kernel(partials, W1, b1, W2, b2, X, Y, act)
-    return int(correct) / Y.size
+    with _LOCK, _blas_threads(plan):
+        right, nan = kernel(counts, W1, b1, W2, b2, X, Y, act, plan)
+    return int(right) / Y.size, int(nan)
 
 
 def train_epochs(
@@ -322,9 +361,11 @@ def epoch_runner(
     lr = float(lr)
     m = X.shape[1]
     if path is None:
-        path = "serial" if m <= _k.SERIAL_MAX_M else "parallel"
+        serial = m <= _k.config.serial_max_m(W1.shape[1], W1.shape[0], W2.shape[0])
+        path = "serial" if serial else "parallel"
     _check(path in ("serial", "parallel"), f"unknown path {path!r}")
-    grad, partials = _scratch(W1, W2, m)
+    plan = _plan(W1, W2, X)
+    grad, partials = _scratch(W1, W2, plan)
 
     def checked(n_epochs: int, losses: np.ndarray) -> None:
         # the kernel writes losses[0 .. n_epochs): a short or foreign buffer must stop
@@ -346,9 +387,10 @@ def epoch_runner(
             checked(n_epochs, losses)
             if n_epochs == 0:
                 return 0, _k.OK
-            n_done, status = _k.train_epochs(
-                losses, partials, W1, b1, W2, b2, X, Y, act, code, lr, n_epochs
-            )
+            with _blas_threads(plan):
+                n_done, status = _k.train_epochs(
+                    losses, partials, W1, b1, W2, b2, X, Y, act, code, lr, n_epochs, plan
+                )
             return int(n_done), int(status)
 
         return run
@@ -358,12 +400,13 @@ def epoch_runner(
     def run(n_epochs: int, losses: np.ndarray) -> tuple[int, int]:
         checked(n_epochs, losses)
         kernel = _pick(_k.loss_and_grads, _k.loss_and_grads_serial)
-        for epoch in range(n_epochs):
-            with _LOCK:
-                losses[epoch] = kernel(grad, partials, W1, b1, W2, b2, X, Y, act, code)
-            status = _k.descend(W1, b1, W2, b2, new, grad, lr)
-            if status != _k.OK:
-                return epoch, int(status)
+        with _blas_threads(plan):
+            for epoch in range(n_epochs):
+                with _LOCK:
+                    losses[epoch] = kernel(grad, partials, W1, b1, W2, b2, X, Y, act, code, plan)
+                status = _k.descend(W1, b1, W2, b2, new, grad, lr)
+                if status != _k.OK:
+                    return epoch, int(status)
         return n_epochs, _k.OK
 
     return run
@@ -376,6 +419,6 @@ def sigmoid_yardstick(params: dict, X: np.ndarray) -> float:
     sum of the sigmoids (a number with no meaning).
     """
     W1, b1, W2, b2, X, _ = _prepare(params, X)
-    partials = np.empty((_k.n_chunks(X.shape[1]), 1))
+    partials = np.empty((_k.config.narrow_plan(X.shape[1])[2], 1))
     with _LOCK:  # a timing tool: no serial twin
         return float(_k.sigmoid_yardstick(partials, W1, b1, W2, b2, X))

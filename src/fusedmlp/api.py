@@ -91,14 +91,18 @@ def _forward(p, X, activation, backend):
         A2 = _compiled.predict_proba(p, X, activation)
     bad = int(np.count_nonzero(np.isnan(A2)))
     if bad:
-        warnings.warn(
-            f"predict_proba: {bad} of {A2.size} outputs are NaN because W1 X + b1 or "
-            f"W2 A1 + b2 overflowed {A2.dtype} (inf - inf); compute in float64 "
-            "(X.astype(np.float64)) or use smaller parameters.",
-            RuntimeWarning,
-            stacklevel=user_stacklevel(),
-        )
+        _warn_nan(bad, A2.size, A2.dtype)
     return A2
+
+
+def _warn_nan(bad: int, size: int, dtype) -> None:
+    warnings.warn(
+        f"{bad} of {size} outputs are NaN because W1 X + b1 or W2 A1 + b2 overflowed "
+        f"{np.dtype(dtype)} (inf - inf); compute in float64 (X.astype(np.float64)) or use "
+        "smaller parameters.",
+        RuntimeWarning,
+        stacklevel=user_stacklevel(),
+    )
 
 
 def _checked_model(params, X, activation):
@@ -173,6 +177,9 @@ def _accuracy(p: dict, X: np.ndarray, Y: np.ndarray, activation: str, backend="n
     costs about one forward pass); both backends threshold the same A2 at 1/2.
     """
     if backend == "numba":
-        return _compiled.accuracy(p, X, Y, activation)
+        acc, nan = _compiled.accuracy(p, X, Y, activation)
+        if nan:
+            _warn_nan(nan, Y.size, X.dtype)
+        return acc
     A2 = _forward(p, X, activation, backend)
     return float(np.mean((A2 > 0.5) == (Y > 0.5)))

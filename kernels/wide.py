@@ -1,0 +1,117 @@
+"""Block code for wide networks: the block's matrix products by BLAS, the rest fused.
+
+Per block of L samples (X_b = X[:, j0:j0+L], a view: row stride m, no copy):
+
+    A1 = W1 X_b                          mm       (n_h, L): n_h n_x L multiply-adds
+    A1 = g(A1 + b1)                      elementwise, row by row, still in cache
+    D2 = W2 A1 + b2 -> loss, dL/dZ2      mm, then elementwise.loss_delta
+    G[dW2] = D2 A1^T                     mm_nt    (n_y, n_h)
+    P = W2^T D2                          mm_tn    (n_h, L)
+    P *= g'(A1), G[db1] = rowsum P       elementwise (P is now D1)
+    G[dW1] = P X_b^T                     mm_nt    (n_h, n_x): n_h n_x L multiply-adds
+    row += G                             the block's sums into the chunk's float64 row
+
+With float64 data the products accumulate straight into the chunk's float64 row
+(beta = 1). With float32 data BLAS computes in float32, so the block's sums go to G, of
+the data's dtype, and are then added into the row, as the narrow code adds its block
+sums: long sums over m are float64 for both dtypes. Nothing is of size m: the scratch is
+(2 n_h + n_y) x blk values and G, per thread. Legend as in mlp.py.
+"""
+
+import numpy as np
+from numba import types
+from numba.core import config as _numba_config
+from numba.extending import overload
+
+from .blas import mm, mm_nt, mm_tn
+from .config import jit
+from .elementwise import activate, activation_slope, like
+
+_inner = jit()
+
+
+def _target(row, G):
+    """Where a block's sums go, and beta: (row, 1.0) for float64 data, else (G, 0.0)."""
+    return (row, 1.0) if G.dtype == np.float64 else (G, 0.0)
+
+
+def _flush(row, G, n):
+    """row[:n] += G[:n] for float32 data (nothing to do for float64)."""
+    if G.dtype != np.float64:
+        for p in range(n):
+            row[p] += np.float64(G[p])
+
+
+if not _numba_config.DISABLE_JIT:
+
+    @overload(_target)
+    def _target_typed(row, G):
+        if G.dtype == types.float64:
+            return lambda row, G: (row, 1.0)
+        return lambda row, G: (G, 0.0)
+
+    @overload(_flush)
+    def _flush_typed(row, G, n):
+        if G.dtype == types.float64:
+            return lambda row, G, n: None
+
+        def add(row, G, n):
+            for p in range(n):
+                row[p] += np.float64(G[p])
+
+        return add
+
+
+@_inner
+def hidden_forward(A1, W1, b1, X, j0, L, act):
+    """A1[:, :L] = g(W1 X[:, j0:j0+L] + b1). A1 (n_h, blk), X (n_x, m)."""
+    mm(A1[:, :L], W1, X[:, j0 : j0 + L], 0.0)
+    for h in range(W1.shape[0]):
+        activate(A1[h], b1[h, 0], L, act)
+
+
+@_inner
+def output_linear(D2, A1, W2, b2, L):
+    """D2[:, :L] = W2 A1[:, :L] + b2 (Z2 of the block). D2 (n_y, blk), A1 (n_h, blk)."""
+    mm(D2[:, :L], W2, A1[:, :L], 0.0)
+    for o in range(W2.shape[0]):
+        d, b = D2[o], b2[o, 0]
+        for j in range(L):
+            d[j] += b
+
+
+@_inner
+def _put(T, i, acc, beta):
+    """T[i] = acc (beta 0: a fresh block sum in G) or T[i] += acc (beta 1: the row)."""
+    if beta == 0.0:
+        T[i] = acc
+    else:
+        T[i] += acc
+
+
+@_inner
+def backward(row, S, G, A1, D2, W2, X, j0, L, act):
+    """row[dW1, db1, dW2] += the block's sums. S (n_h, blk) scratch (P, then D1);
+    G (n_par,) scratch of the data's dtype (used for float32 data); A1 (n_h, blk),
+    D2 (n_y, blk) as left by the forward pass and loss_delta.
+
+    (Per-unit loops for dW2, W2^T D2 and db1, as the narrow code has, were measured
+    against these BLAS calls for n_y = 1 and 10: no difference beyond noise, so BLAS.)
+    """
+    n_y, n_h = W2.shape
+    n_x = X.shape[0]
+    o_b1 = n_h * n_x
+    o_W2 = o_b1 + n_h
+    A, D, P = A1[:, :L], D2[:, :L], S[:, :L]
+    T, beta = _target(row, G)
+    mm_nt(T[o_W2 : o_W2 + n_y * n_h].reshape((n_y, n_h)), D, A, beta)
+    mm_tn(P, W2, D, 0.0)
+    for h in range(n_h):
+        d = S[h]
+        activation_slope(d, A1[h], L, act)
+        acc = like(G, 0.0)
+        for j in range(L):
+            acc += d[j]
+        _put(T, o_b1 + h, acc, beta)
+    mm_nt(T[:o_b1].reshape((n_h, n_x)), P, X[:, j0 : j0 + L], beta)
+    _flush(row, G, o_W2 + n_y * n_h)
