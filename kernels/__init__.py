@@ -52,6 +52,7 @@ from .mlp import (
     n_params,
     sigmoid_yardstick,
     train_epochs,
+    train_epochs_parallel,
 )
 
 __all__ = [
@@ -101,5 +102,6 @@ __all__ = [
     "tanh32",
     "tanh64",
     "train_epochs",
+    "train_epochs_parallel",
     "wide",
 ]

@@ -66,16 +66,22 @@ SERIAL_MAX_M = 16384
 WIDE_MIN_X, WIDE_MIN_H = 5, 8
 
 # The block size of a wide network: the per-block arrays that the elementwise passes
-# walk (A1, the deltas: 2 n_h + n_y rows) take at most WIDE_BLOCK_BYTES, the L2 of a
-# core, while BLAS streams the block of X past them; and at least 8 blocks, so that
-# two threads share a small data set evenly. Measured (ms per epoch, 2 threads):
-# 784-128-10 m = 60000 float64 blk 128 292, 256 290, 512 308, 1024 301; float32 175,
-# 170, 154, 170. 100-256-1 m = 10^5 float64 blk 64 153, 128 135, 256 130, 512 139.
-# 30-64-1 m = 10^5 float64 256 26, 512 17, 1024 18. 64-32-10 m = 1797 float64 blk 64
-# 0.43, 128 0.42, 192 0.38, 256 0.40, 448 0.50, 832 0.60; float32 0.33, 0.27, 0.17,
-# 0.19, 0.22, 0.28. (The machine is shared: differences under ~10% are noise.)
-WIDE_BLOCK_BYTES = 1 << 20
-WIDE_BLOCK_MIN, WIDE_BLOCK_MAX = 64, 1024
+# walk (A1, the deltas: 2 n_h + n_y rows) take about WIDE_BLOCK_BYTES, so they stay in
+# the 1 MiB L2 of a core beside what BLAS keeps there, but never fewer samples than
+# WIDE_BLOCK_MIN (BLAS's per-call costs) nor more than WIDE_BLOCK_MAX; and a small data
+# set gets at least WIDE_MIN_BLOCKS blocks, for the threads to share. Measured, ms per
+# epoch, 2 threads (differences under ~5% are the shared machine's noise):
+#   784-128-10, m = 60000: float64 blk 128 292, 256 289, 384 275, 512 283-308, 1024 298;
+#                          float32 128 165-175, 256 161-170, 384 168, 512 154-169, 1024 170
+#   100-256-1, m = 10^5:   float64 blk 64 153, 128 135, 256 130, 512 139
+#   30-64-1, m = 10^5:     float64 blk 128 18.9, 256 15.1, 384 15.2, 512 16.4-17.0,
+#                          1024 17.5-18.1, 2048 19.5; float32 256 7.4, 384 7.2, 512 7.4,
+#                          1024 10.3-10.9
+#   64-32-10, m = 1797:    float64 blk 64 0.43, 128 0.42, 192 0.38, 256 0.40, 448 0.50,
+#                          832 0.60; float32 0.33, 0.27, 0.17, 0.19, 0.22, 0.28
+# A budget of all of L2 (1 MiB) chose 1024 for 30-64-1, 20% slower than 384.
+WIDE_BLOCK_BYTES = 384 << 10
+WIDE_BLOCK_MIN, WIDE_BLOCK_MAX = 256, 1024
 WIDE_MIN_BLOCKS = 8
 
 # Chunks of a wide network: each holds a float64 row of all the parameters (784-128-10:

@@ -92,15 +92,22 @@ def loss_delta(row, D2, Y, j0, L, loss, scale):
 
 @_inner
 def activation_slope(d, a, L, act):
-    """d[:L] *= g'(A1) from the activations a themselves (relu'(0) = 0).
+    """d[:L] *= g'(A1) from the activations a themselves (relu'(0) = 0); returns the sum
+    of the new d[:L] (db1's share of the block), in d's dtype.
 
     g'(a) = alpha + a (beta - a): a (1 - a) for sigmoid, 1 - a^2 for tanh.
     """
     zero, one = like(a, 0.0), like(a, 1.0)
+    acc = zero
     if act == RELU:
         for j in range(L):
-            d[j] = d[j] * (one if a[j] > zero else zero)  # a NaN delta stays NaN
+            t = d[j] * (one if a[j] > zero else zero)  # a NaN delta stays NaN
+            d[j] = t
+            acc += t
     else:
         alpha, beta = (zero, one) if act == SIGMOID else (one, zero)
         for j in range(L):
-            d[j] = d[j] * (alpha + a[j] * (beta - a[j]))
+            t = d[j] * (alpha + a[j] * (beta - a[j]))
+            d[j] = t
+            acc += t
+    return acc

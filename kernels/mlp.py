@@ -371,6 +371,31 @@ def train_epochs(losses, partials, W1, b1, W2, b2, X, Y, act, loss, lr, n_epochs
 
 
 @_parallel
+def train_epochs_parallel(losses, partials, W1, b1, W2, b2, X, Y, act, loss, lr, n_epochs, plan):
+    """train_epochs with each epoch's chunks in parallel: the same chunks, sums and
+    update, so the same bits as train_epochs and as loss_and_grads + descend per epoch,
+    in one kernel call for all n_epochs: no call, lock and update from Python per
+    epoch (measured, ms per epoch, against that loop: 64-32-10 at m = 1797 0.360 vs
+    0.384 in float64; 30-64-1 at m = 10^5 15.0 vs 15.2; the same bits)."""
+    n_chunk = partials.shape[0]
+    scale = _delta_scale(X, loss)
+    grad = np.empty(partials.shape[1])
+    new = np.empty(partials.shape[1] - 1, W1.dtype)
+    for e in range(n_epochs):
+        for c in prange(n_chunk):
+            scratch = _scratch(W1, W2, X, plan)
+            _chunk_grads(
+                partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, act, loss, scale, plan
+            )
+        _sum_all(grad, partials)
+        losses[e] = _mean(grad[-1], X.shape[1])
+        status = _descend(W1, b1, W2, b2, new, grad, lr)
+        if status != OK:
+            return e, status
+    return n_epochs, OK
+
+
+@_parallel
 def sigmoid_yardstick(partials, W1, b1, W2, b2, X):
     """Only the network's n_h + n_y sigmoids per sample, in the same blocked loop.
 

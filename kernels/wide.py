@@ -25,7 +25,7 @@ from numba.extending import overload
 
 from .blas import mm, mm_nt, mm_tn
 from .config import jit
-from .elementwise import activate, activation_slope, like
+from .elementwise import activate, activation_slope
 
 _inner = jit()
 
@@ -107,11 +107,6 @@ def backward(row, S, G, A1, D2, W2, X, j0, L, act):
     mm_nt(T[o_W2 : o_W2 + n_y * n_h].reshape((n_y, n_h)), D, A, beta)
     mm_tn(P, W2, D, 0.0)
     for h in range(n_h):
-        d = S[h]
-        activation_slope(d, A1[h], L, act)
-        acc = like(G, 0.0)
-        for j in range(L):
-            acc += d[j]
-        _put(T, o_b1 + h, acc, beta)
+        _put(T, o_b1 + h, activation_slope(S[h], A1[h], L, act), beta)
     mm_nt(T[:o_b1].reshape((n_h, n_x)), P, X[:, j0 : j0 + L], beta)
     _flush(row, G, o_W2 + n_y * n_h)

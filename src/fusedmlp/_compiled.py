@@ -9,11 +9,11 @@ so a wrong shape must never reach a kernel; the checks are explicit raises, not
 - X and Y are made C-contiguous (``np.ascontiguousarray`` copies only when needed, so
   F-ordered or strided inputs give the same answer) and Y and the parameters are cast
   to X's dtype, float32 or float64; float32 is computed in float32 with float64 sums.
-- Paths of ``train_epochs``: for m <= ``kernels.SERIAL_MAX_M`` the whole-training
-  serial kernel runs a chunk of epochs in one call (no thread launch per epoch); above
-  it, each epoch is one parallel ``loss_and_grads`` call plus the compiled update
-  ``descend``. Both use the same chunking and summation order, so they give the same
-  gradients, and both stop at the first non-finite epoch in the same way.
+- Paths of ``train_epochs``: both run a chunk of epochs in one kernel call; for m up to
+  ``kernels.config.serial_max_m`` (the cost of an epoch below a thread launch's) the
+  serial whole-training kernel, above it the one whose epochs run their chunks in
+  parallel. Both use the same chunking and summation order, so they give the same
+  bits, and both stop at the first non-finite epoch in the same way.
 - Thread safety: Numba's ``workqueue`` threading layer (what numba falls back to when
   neither TBB nor OpenMP is available) aborts the process if two Python threads run
   parallel kernels at once. Every parallel kernel call made here holds ``_LOCK``, which
@@ -290,8 +290,9 @@ def train_epochs(
     losses_out : ndarray
         float64, length >= n_epochs: losses_out[e] is the loss before epoch e's update.
     path : {None, "serial", "parallel"}
-        None picks "serial" (one kernel call for all epochs) for m <= SERIAL_MAX_M and
-        "parallel" (one parallel loss_and_grads per epoch) above; for tests.
+        None picks "serial" (the serial whole-training kernel) for m up to
+        ``kernels.config.serial_max_m`` of the network and "parallel" (each epoch's
+        chunks in parallel, all epochs in one call) above; for tests.
 
     Returns
     -------
@@ -381,33 +382,20 @@ def epoch_runner(
             f"n_epochs = {n_epochs}",
         )
 
-    if path == "serial":
-
-        def run(n_epochs: int, losses: np.ndarray) -> tuple[int, int]:
-            checked(n_epochs, losses)
-            if n_epochs == 0:
-                return 0, _k.OK
-            with _blas_threads(plan):
-                n_done, status = _k.train_epochs(
-                    losses, partials, W1, b1, W2, b2, X, Y, act, code, lr, n_epochs, plan
-                )
-            return int(n_done), int(status)
-
-        return run
-
-    new = np.empty(grad.shape[0] - 1, X.dtype)
-
     def run(n_epochs: int, losses: np.ndarray) -> tuple[int, int]:
         checked(n_epochs, losses)
-        kernel = _pick(_k.loss_and_grads, _k.loss_and_grads_serial)
-        with _blas_threads(plan):
-            for epoch in range(n_epochs):
-                with _LOCK:
-                    losses[epoch] = kernel(grad, partials, W1, b1, W2, b2, X, Y, act, code, plan)
-                status = _k.descend(W1, b1, W2, b2, new, grad, lr)
-                if status != _k.OK:
-                    return epoch, int(status)
-        return n_epochs, _k.OK
+        if n_epochs == 0:
+            return 0, _k.OK
+        kernel = _k.train_epochs
+        if path == "parallel":
+            kernel = _pick(_k.train_epochs_parallel, _k.train_epochs)
+        # only parallel kernels take turns; serial ones run side by side
+        turn = _LOCK if kernel is _k.train_epochs_parallel else contextlib.nullcontext()
+        with turn, _blas_threads(plan):
+            n_done, status = kernel(
+                losses, partials, W1, b1, W2, b2, X, Y, act, code, lr, n_epochs, plan
+            )
+        return int(n_done), int(status)
 
     return run
 
