@@ -11,6 +11,7 @@ from fusedmlp import (
     _compiled,
     _pages,
     _planar_file,
+    _scaling_point,
     api,
     checkpoint,
     datasets,
@@ -21,7 +22,7 @@ from fusedmlp import (
 )
 
 MODULES = [api, trainer, checkpoint, datasets, diagnostics, plots, outofcore, _compiled]
-MODULES += [_atomic, _pages, _planar_file, fusedmlp.cli]
+MODULES += [_atomic, _pages, _planar_file, _scaling_point, fusedmlp.cli]
 
 
 @pytest.mark.parametrize(
