@@ -19,10 +19,11 @@ from fusedmlp import (
     outofcore,
     plots,
     trainer,
+    width,
 )
 
 MODULES = [api, trainer, checkpoint, datasets, diagnostics, plots, outofcore, _compiled]
-MODULES += [_atomic, _pages, _planar_file, _scaling_point, fusedmlp.cli]
+MODULES += [width, _atomic, _pages, _planar_file, _scaling_point, fusedmlp.cli]
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,7 @@ import re
 import shutil
 import sys
 
+from . import width
 from ._scaling_plots import plot_memory, plot_time
 from ._scaling_point import (
     _HEADER,
@@ -490,6 +491,7 @@ def add_parser(subparsers, **kwargs) -> argparse.ArgumentParser:
         action="store_false",
         help="leave out the 1-thread vs all-threads runs",
     )
+    width.add_arguments(p)
     p.set_defaults(func=main)
     return p
 
@@ -498,7 +500,10 @@ def main(args: argparse.Namespace) -> int:
     """Run ``fusedmlp scale`` from parsed arguments: 0 done, 1 a point failed, 130 Ctrl-C.
 
     Bad arguments and a too-large --max-m raise ValueError (one line for the CLI).
+    With ``--width``, the width experiment (``fusedmlp.width``) instead.
     """
+    if args.width:
+        return width.main(args)
     rows, interrupted = _sweep(
         args.out,
         min_m=args.min_m,
