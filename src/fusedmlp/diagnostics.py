@@ -7,13 +7,31 @@ pattern is recognisable, why. ``explain`` prints the equations with their shapes
 
 from __future__ import annotations
 
-import numbers
 import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import reference
+from ._fd import (
+    _CAP,
+    _KINK_SAFETY,
+    EPS_RANGE,
+    _central,
+    _floor,
+    _kinks,
+    _loss_scale,
+    _maxabs,
+    _rel,
+)
+from ._grad_hints import (
+    _GPRIME,
+    _as_real,
+    _coarse_hint,
+    _kink_hint,
+    _mistakes,
+    _shape_hint,
+    _why,
+)
 from ._validation import (
     PARAM_NAMES,
     check_activation,
@@ -23,8 +41,6 @@ from ._validation import (
     check_params,
     check_real,
 )
-
-_GPRIME = {"sigmoid": "A1 * (1 - A1)", "tanh": "1 - A1**2", "relu": "(Z1 > 0)"}
 
 
 def _table(header: tuple, rows: list) -> str:
@@ -36,15 +52,9 @@ def _table(header: tuple, rows: list) -> str:
 
 
 # ---------------------------------------------------------------------------
-# gradcheck
+# gradcheck (the finite differences are in _fd, the mistakes and hints in _grad_hints)
 
 VERDICTS = ("pass", "FAIL", "inconclusive")
-EPS_RANGE = (1e-8, 1e-2)  # float64 central differences: rounding below, truncation above
-_U = float(np.finfo(np.float64).eps)  # 2.2e-16, float64's machine epsilon
-_SAFETY = 10.0  # on the rounding term of the floor only: see _floor
-_TRUNC_SAFETY = 2.0  # on the measured truncation term of the floor: see _floor
-_CAP = 1e-2  # the floor never excuses more than this fraction of max |g_fd|: see _floor
-_KINK_SAFETY = 2.0  # on the first-order bound of a crossed relu kink: see _kinks
 
 
 @dataclass
@@ -142,255 +152,6 @@ class GradcheckReport:
     __repr__ = __str__
 
 
-def _central(p, X, Y, activation, loss, k, h):
-    """Central differences of the reference loss in p[k] with step h, and the largest |loss|."""
-    w = p[k]
-    g = np.zeros_like(w)
-    big = 0.0
-    for idx in np.ndindex(w.shape):
-        keep = w[idx]
-        w[idx] = keep + h
-        at_up = w[idx]
-        up = reference.cost(reference.forward(p, X, activation), Y, loss)
-        w[idx] = keep - h
-        at_down = w[idx]
-        down = reference.cost(reference.forward(p, X, activation), Y, loss)
-        w[idx] = keep
-        g[idx] = (up - down) / (at_up - at_down)  # the step really taken, after rounding
-        big = max(big, abs(up), abs(down))
-    return g, big
-
-
-# The floor: how far the finite differences can be off, and so how far g may be from them.
-# g_fd(h) = g + c2 h^2 + c4 h^4 + ... (central differences, c2 = L^(3) / 6), so the
-# Richardson value rich(h) = (4 g_fd(h / 2) - g_fd(h)) / 3 = g - c4 h^4 / 4 + O(h^6) loses
-# the h^2 term: at eps = 1e-2 its error is ~1e-8 relative where g_fd(eps)'s is ~1e-3. It is
-# the reference g is held to, and its error has two terms, kept apart:
-#   rounding = SAFETY * 3 u S / eps, with u = 2.2e-16 and S the loss's rounding scale
-#     (_loss_scale): each loss value is off by about u S, so g_fd(eps) by up to u S / eps,
-#     g_fd(eps / 2) by twice that and rich(eps) by (4 * 2 + 1) / 3 = 3 times that.
-#     S already sums every first-order contribution at full size, and the rounding seen
-#     in rich stays below 1.2 times 3 u S / eps (all activations and losses, m from 6 to
-#     400, inputs up to 10 sigma, zero gradients included); SAFETY = 10 leaves a margin of
-#     8 over that, for what a first-order count can miss (the loss sums m terms: up to
-#     log2(m) u |L| if their errors line up). This is the term a truly zero gradient
-#     needs: its g_fd is rounding noise and nothing else. It is not 100, which at
-#     eps = 1e-8 would leave a gradient of 1.5e-4 unjudgeable to within 3%.
-#   trunc = TRUNC_SAFETY * 16/15 max_i |rich(eps)_i - rich(eps / 2)_i|: rich's truncation
-#     c4 eps^4 / 4, measured with a third step eps / 4 (rich(eps) - rich(eps / 2) =
-#     15/64 c4 eps^4), not guessed, since c4 depends on the data. TRUNC_SAFETY = 2 lets the
-#     rest of the series (from the h^6 term on) be as large as its leading term; and since
-#     the difference carries both values' rounding, it also samples the real noise. It is
-#     not 100: this term grows with the curvature and with eps, and a large factor on it
-#     turns into tolerance for wrong gradients (the fault this replaced: 100 times the h^2
-#     term of g_fd(1e-2) passed a dW1 that was 5% off).
-# The floor exists for gradients that are zero up to noise, not for large ones, so it is
-# capped: floor = rounding + trunc where max |rich| <= rounding (g_fd is zero up to its
-# rounding: a right g is 0 or as small, and |g - rich| is noise), else
-# min(rounding + trunc, CAP max |rich|): no error above 1% of the largest |g_fd| is ever
-# excused, a real mistake errs by O(|g|). Between that cap and rounding + trunc the
-# differences cannot tell right from wrong: "inconclusive". Relu kinks crossed by a step
-# move rich by up to (4 bound(eps / 2) + bound(eps)) / 3 (_kinks), which is added per entry
-# for that verdict only; such entries are left out of trunc, which would count the kink.
-def _floor(p, X, Y, activation, loss, k, eps, num, half, big, scale, skip):
-    """(rounding, trunc): the two error bounds of rich, from a third step eps / 4."""
-    quarter, big4 = _central(p, X, Y, activation, loss, k, eps / 4)
-    rich, rich2 = (4 * half - num) / 3, (4 * quarter - half) / 3
-    rounding = _SAFETY * 3 * _U * max(big, big4, scale) / eps
-    trunc = _TRUNC_SAFETY * 16 / 15 * _maxabs((rich - rich2)[~skip])
-    return rounding, trunc
-
-
-# u S bounds the rounding of the computed loss to first order: each computed value v carries
-# a relative error ~u, which moves L by |dL/dv| |v| u (for a matrix product, by |dL/dv| times
-# the sum of the absolute products). |L| alone is not enough where L is a small result of
-# large quantities: mse at a saturated fit reads (A2 - Y)**2 ~ 1e-23 off A2 ~ 1, whose own
-# rounding u moves L by 2 |A2 - Y| u / m, ~1e11 times u |L|.
-def _loss_scale(p, X, Y, activation, loss):
-    """S: |L| plus sum |dL/dv| |v| over the loss's intermediates v (see above)."""
-    cache = reference.forward(p, X, activation)
-    A1, A2 = cache["A1"], cache["A2"]
-    d2 = reference.output_delta(cache, Y, loss)  # dL/dZ2
-    dA1 = p["W2"].T @ d2  # dL/dA1
-    d1 = dA1 * reference.ACTIVATIONS[activation][1](A1)  # dL/dZ1
-    total = abs(reference.cost(cache, Y, loss))
-    total += np.sum(np.abs(d2) * (np.abs(p["W2"]) @ np.abs(A1) + np.abs(p["b2"])))
-    total += np.sum(np.abs(dA1) * np.abs(A1))
-    total += np.sum(np.abs(d1) * (np.abs(p["W1"]) @ np.abs(X) + np.abs(p["b1"])))
-    if loss == "mse":  # cross_entropy reads Z2, not A2
-        total += np.sum(2 / X.shape[1] * np.abs(A2 - Y) * A2)  # dL/dA2 |A2|
-    return float(total)
-
-
-# Moving W1[j, i] by h moves Z1[j, s] by h * X[i, s] (b1[j]: by h). Where |Z1[j, s]| <
-# h |X[i, s]| the step crosses the kink of relu, and the central difference takes the mean of
-# the slopes either side: it is off from any choice of relu'(Z1) in [0, 1] by at most
-# dA1[j, s] * (|X[i, s]| - |Z1[j, s]| / h) / 2, with dA1 = W2.T @ delta2 the slope of the loss
-# in A1 (0 for a unit whose column of W2 is 0: it never reaches the loss).
-def _kinks(p, X, Y, activation, loss, h):
-    """For relu: {"W1", "b1": (bound, min |Z1|)}, how far crossed kinks move the differences."""
-    cache = reference.forward(p, X, activation)
-    dA1 = np.abs(p["W2"].T @ reference.output_delta(cache, Y, loss))  # (n_h, m)
-    Z = np.abs(cache["Z1"])  # (n_h, m)
-    over_w = np.maximum(np.abs(X)[None, :, :] - Z[:, None, :] / h, 0)  # (n_h, n_x, m)
-    over_b = np.maximum(1 - Z / h, 0)  # (n_h, m)
-    out = {}
-    for k, over in (("W1", over_w), ("b1", over_b[:, None, :])):
-        bound = (dA1[:, None, :] * over).sum(axis=2) / 2  # (n_h, n_x) or (n_h, 1)
-        crossed = (over > 0) & (dA1[:, None, :] > 0)
-        zmin = float(np.broadcast_to(Z[:, None, :], over.shape)[crossed].min(initial=np.inf))
-        out[k] = (bound, zmin)
-    return out
-
-
-def _kink_hint(k, zmin):
-    if zmin == 0:
-        where = (
-            "Z1 = W1 @ X + b1 is exactly 0 for some unit and sample (as with b1 = 0 and an "
-            "all-zero sample, or W1 = 0 and b1 = 0)"
-        )
-        fix = ""
-    else:
-        where = f"some |Z1| (down to {zmin:.1e}) lies within the eps step of 0"
-        fix = ", or use a smaller eps"
-    return (
-        f"relu kink: {where}; there d{k} is undefined, the finite differences straddle the "
-        "kink, and the gap is within what that explains. Move the point off the kink, e.g. "
-        f"W1 += 1e-3 * np.random.randn(*W1.shape) and likewise b1{fix}, and check again"
-    )
-
-
-def _coarse_hint(k, eps, rounding, trunc, size):
-    if rounding >= trunc:
-        cause, fix = "rounding (eps is small for a gradient this small)", "a larger eps"
-    else:
-        cause, fix = "truncation (eps is large for this curvature)", "a smaller eps"
-    return (
-        f"finite differences too coarse: at eps={eps:g} they are only good to "
-        f"{rounding + trunc:.1e}, mostly {cause}, which is over {_CAP:.0%} of this gradient "
-        f"(max |g_fd| = {size:.1e}); d{k} is off by more than {_CAP:.0%} but within that. "
-        f"Check again with {fix} (the default eps=1e-5 suits most points)"
-    )
-
-
-def _maxabs(a):
-    return float(np.max(np.abs(a), initial=0.0))
-
-
-def _rel(a, b):
-    scale = np.linalg.norm(a) + np.linalg.norm(b)
-    return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
-
-
-def _close(a, b, tol, floor):
-    """a and b agree: within the relative tolerance, or entry by entry within floor."""
-    return _rel(a, b) <= tol or bool(np.all(np.abs(a - b) <= floor))
-
-
-def _as_real(g, name):
-    """(g as a float64 array, "") or (None, why it cannot be a gradient)."""
-    try:
-        a = np.asarray(g)
-    except (TypeError, ValueError) as exc:
-        return None, f"{name} is not a numeric array: {exc}"
-    if a.dtype.kind == "c" or (a.dtype.kind == "O" and any(np.iscomplexobj(v) for v in a.flat)):
-        zero = a.dtype.kind == "c" and not np.any(a.imag)
-        what = f"has complex dtype {a.dtype}" if a.dtype.kind == "c" else "holds complex numbers"
-        return None, (
-            f"{name} {what}"
-            + (" (its imaginary part is all 0)" if zero else "")
-            + "; gradients are real: a complex number crept in (** 0.5 of a negative "
-            "Python float, np.emath.sqrt or np.lib.scimath, a 1j, np.fft, complex data); "
-            "find it and keep the arithmetic real rather than dropping .imag"
-        )
-    if a.dtype.kind in "USV":
-        return None, f"{name} holds {a.dtype} (text or bytes), not numbers"
-    if a.dtype.kind not in "biufO":
-        return None, f"{name} has dtype {a.dtype}, not real numbers"
-    odd = [v for v in a.flat if not isinstance(v, numbers.Real)] if a.dtype.kind == "O" else []
-    if odd:
-        return None, (
-            f"{name} is an object array holding {type(odd[0]).__name__} entries, not only "
-            "real numbers"
-        )
-    return a.astype(np.float64), ""
-
-
-def _mistakes(p, X, Y, activation, loss):
-    """Gradients as the common mistakes compute them: {description: grads}."""
-    m = X.shape[1]
-    cache = reference.forward(p, X, activation)
-    A2 = cache["A2"]
-    d2 = {
-        "|A2 - Y| used where A2 - Y belongs (abs loses the sign)": (
-            (2 / m) * np.abs(A2 - Y) * A2 * (1 - A2) if loss == "mse" else np.abs(A2 - Y) / m
-        ),
-        "sign flipped: use A2 - Y (prediction minus target), not Y - A2": (
-            -reference.output_delta(cache, Y, loss)
-        ),
-    }
-    if loss == "mse":
-        d2["the output sigmoid's derivative A2 * (1 - A2) is missing from delta2"] = (2 / m) * (
-            A2 - Y
-        )
-        d2["the factor 2 of the squared error's derivative is missing"] = (
-            (A2 - Y) * A2 * (1 - A2) / m
-        )
-    out = {
-        why: reference.backward(p, X, Y, cache, activation, loss, delta2=d)
-        for why, d in d2.items()
-    }
-    for other in reference.ACTIVATIONS:
-        if other != activation:
-            # right delta2, but delta1 uses another activation's derivative
-            grads = reference.backward(p, X, Y, cache, other, loss)
-            out[f"delta1 uses the derivative of {other}, but the hidden layer is {activation}"] = (
-                grads
-            )
-    return out
-
-
-def _why(name, g, num, m, tol, floor, slack, mistakes):
-    """Name the pattern of a wrong gradient, when it is clearly told apart from the right one."""
-    # a mistake counts only where it differs from num beyond 10 tol and slack (the floor, plus
-    # what a crossed relu kink can move num): where the right gradient is 0, so are many mistakes
-    for why, grads in mistakes.items():
-        bad = grads["d" + name]
-        if _close(g, bad, 10 * tol, floor) and not _close(num, bad, 10 * tol, slack):
-            return why
-    nn = float(np.vdot(num, num))
-    if nn > 0 and np.any(np.abs(num) > slack):
-        c = float(np.vdot(g, num)) / nn  # best scale factor g ~ c * num
-        if c != 0 and _rel(g, c * num) < tol * 10:
-            if abs(c - m) < 1e-6 * m:
-                return f"{m}x too large: the 1/m of the mean is missing"
-            if abs(c * m - 1) < 1e-6:
-                return f"{m}x too small: divided by m twice"
-            if g.size > 1:
-                return f"off by a constant factor {c:.6g}"
-    if (
-        g.ndim == 2
-        and g.shape[0] == g.shape[1]
-        and _close(g.T, num, 10 * tol, slack)
-        and not _close(num.T, num, 10 * tol, slack)
-    ):
-        return "equals the transpose of the right gradient: factors in the wrong order"
-    return ""
-
-
-def _shape_hint(k, g, want, m):
-    hint = f"d{k} has shape {g.shape} but {k} is {want}"
-    if g.shape == want[::-1]:
-        hint += ": it is transposed (factors in the wrong order?)"
-    elif g.size == 1 and int(np.prod(want)) > 1:
-        hint += ": summed over everything? use .sum(axis=1, keepdims=True)"
-    elif g.ndim == 1 and g.size == int(np.prod(want)):
-        hint += ": lost a dimension; use keepdims=True"
-    elif g.ndim == 2 and g.shape[1] == m:
-        hint += ": still one column per sample; sum over the samples (axis=1)"
-    return hint
-
-
 def gradcheck(
     fn,
     params: dict,
@@ -486,6 +247,30 @@ def gradcheck(
     """
     if not callable(fn):
         raise TypeError(f"fn must be your gradient function fn(params, X, Y), got {fn!r}.")
+    eps, tol = _check_eps_tol(eps, tol)
+    activation = check_activation(activation)
+    loss = check_loss(loss)
+    p = check_params(params)
+    X, Y = check_data_for(p, X, Y, loss)
+    p = {k: v.astype(np.float64) for k, v in p.items()}
+    X, Y = X.astype(np.float64), Y.astype(np.float64)
+    report = GradcheckReport(tol=tol)
+    given = _call_user(fn, p, X, Y, report)
+    if given is None:
+        return report
+    point = _Point.at(p, X, Y, activation, loss, eps, tol)
+    for k in PARAM_NAMES:
+        row = GradRow(k, p[k].shape, None, float("nan"))
+        report.rows.append(row)
+        g = _usable(row, given, p[k].shape, X.shape[1])
+        if g is not None:
+            _judge(row, g, point)
+    _point_at_delta1(report.rows, activation)
+    return report
+
+
+def _check_eps_tol(eps, tol):
+    """gradcheck's eps and tol, validated."""
     eps = check_real("eps", eps, positive=True)
     lo, hi = EPS_RANGE
     if not lo <= eps <= hi:
@@ -500,15 +285,11 @@ def gradcheck(
             f"tol must be in (0, 1), got {tol!r}: the relative error is never above 1, so "
             "tol >= 1 passes anything; the default tol=1e-6 separates rounding from mistakes."
         )
-    activation = check_activation(activation)
-    loss = check_loss(loss)
-    p = check_params(params)
-    X, Y = check_data_for(p, X, Y, loss)
-    p = {k: v.astype(np.float64) for k, v in p.items()}
-    X, Y = X.astype(np.float64), Y.astype(np.float64)
-    m = X.shape[1]
-    report = GradcheckReport(tol=tol)
+    return eps, tol
 
+
+def _call_user(fn, p, X, Y, report):
+    """fn's dict of gradients at copies of the point, or None with report.error saying why."""
     try:
         given = fn({k: v.copy() for k, v in p.items()}, X.copy(), Y.copy())
     except Exception as exc:  # the user's bug is the subject here, so report it
@@ -520,80 +301,114 @@ def gradcheck(
                 "product (@, np.dot) where an elementwise product (*) belongs, or a missing "
                 "transpose; see fusedmlp.explain(...) for every term's shape."
             )
-        return report
+        return None
     if not isinstance(given, dict):
         report.error = (
             f"it returned {type(given).__name__}; it must return a dict keyed "
             '"dW1", "db1", "dW2", "db2".'
         )
-        return report
+        return None
+    return given
 
-    kinks = _kinks(p, X, Y, activation, loss, eps) if activation == "relu" else {}
-    halves = _kinks(p, X, Y, activation, loss, eps / 2) if activation == "relu" else {}
-    scale = _loss_scale(p, X, Y, activation, loss)
-    mistakes = _mistakes(p, X, Y, activation, loss)
-    for k in PARAM_NAMES:
-        row = GradRow(k, p[k].shape, None, float("nan"))
-        report.rows.append(row)
-        g = given.get("d" + k, given.get(k))
-        if g is None:
-            row.hint = f'no "d{k}" in the returned dict'
-            continue
-        g, row.hint = _as_real(g, "d" + k)
-        if g is None:
-            continue
-        row.given_shape = g.shape
-        if g.shape != p[k].shape:
-            row.hint = _shape_hint(k, g, p[k].shape, m)
-            continue
-        if not np.isfinite(g).all():
-            row.hint = f"d{k} holds NaN or inf (an overflow, or a log or 0/0 upstream?)"
-            continue
-        num, big = _central(p, X, Y, activation, loss, k, eps)
-        row.rel_error = _rel(g, num)
-        row.abs_error = _maxabs(g - num)
-        if row.rel_error <= tol:
-            row.verdict = "pass"
-            continue
-        # not within tol of g_fd(eps): hold g to the Richardson value, then to the floor
-        half, big2 = _central(p, X, Y, activation, loss, k, eps / 2)
-        ref = (4 * half - num) / 3  # Richardson: see _floor
-        row.rel_error = _rel(g, ref)
-        row.abs_error = _maxabs(g - ref)
-        if row.rel_error <= tol:
-            row.verdict = "pass"
-            continue
-        kink, zmin = kinks.get(k, (np.zeros(g.shape), np.inf))
-        kink_half = halves.get(k, (np.zeros(g.shape), np.inf))[0]
-        skip = kink > 0  # entries whose eps step crosses a relu kink
-        big = max(big, big2)
-        rounding, trunc = _floor(p, X, Y, activation, loss, k, eps, num, half, big, scale, skip)
-        error = rounding + trunc  # how far ref itself can be off
-        size = _maxabs(ref)
-        row.floor = error if size <= rounding else min(error, _CAP * size)
-        # per entry: ref's error, plus what crossed kinks move ref (both its steps)
-        slack = error + _KINK_SAFETY * (4 * kink_half + kink) / 3
-        gap = np.abs(g - ref)
-        if np.all(gap <= row.floor):
-            row.verdict = "pass"
-        elif np.all(gap <= error):  # within ref's error, but beyond the cap
-            row.verdict = "inconclusive"
-            row.hint = _coarse_hint(k, eps, rounding, trunc, size)
-        elif np.all(gap <= slack):  # only where a kink can explain the gap
-            row.verdict = "inconclusive"
-            row.hint = _kink_hint(k, zmin)
-        else:
-            row.hint = _why(k, g, ref, m, tol, row.floor, slack, mistakes)
-            row.hint = row.hint or "values differ from finite differences"
-    out_ok = all(r.passed for r in report.rows if r.name in ("W2", "b2"))
-    for r in report.rows:
+
+def _usable(row, given, want, m):
+    """The row's gradient as a float64 array of the right shape, or None with row.hint set."""
+    k = row.name
+    g = given.get("d" + k, given.get(k))
+    if g is None:
+        row.hint = f'no "d{k}" in the returned dict'
+        return None
+    g, row.hint = _as_real(g, "d" + k)
+    if g is None:
+        return None
+    row.given_shape = g.shape
+    if g.shape != want:
+        row.hint = _shape_hint(k, g, want, m)
+        return None
+    if not np.isfinite(g).all():
+        row.hint = f"d{k} holds NaN or inf (an overflow, or a log or 0/0 upstream?)"
+        return None
+    return g
+
+
+@dataclass(frozen=True)
+class _Point:
+    """The point a check is made at, with what is worked out once for all parameters."""
+
+    p: dict
+    X: np.ndarray
+    Y: np.ndarray
+    activation: str
+    loss: str
+    eps: float
+    tol: float
+    kinks: dict  # relu only: _kinks at eps and at eps / 2
+    halves: dict
+    scale: float  # the loss's rounding scale S: see _fd._loss_scale
+    mistakes: dict  # the classic mistakes' gradients: see _grad_hints._mistakes
+
+    @classmethod
+    def at(cls, p, X, Y, activation, loss, eps, tol):
+        kinks = _kinks(p, X, Y, activation, loss, eps) if activation == "relu" else {}
+        halves = _kinks(p, X, Y, activation, loss, eps / 2) if activation == "relu" else {}
+        scale = _loss_scale(p, X, Y, activation, loss)
+        mistakes = _mistakes(p, X, Y, activation, loss)
+        return cls(p, X, Y, activation, loss, eps, tol, kinks, halves, scale, mistakes)
+
+
+def _judge(row, g, pt):
+    """Set the row's errors, floor, verdict and hint from g against the finite differences."""
+    k, eps, tol = row.name, pt.eps, pt.tol
+    at = (pt.p, pt.X, pt.Y, pt.activation, pt.loss, k)
+    num, big = _central(*at, eps)
+    row.rel_error = _rel(g, num)
+    row.abs_error = _maxabs(g - num)
+    if row.rel_error <= tol:
+        row.verdict = "pass"
+        return
+    # not within tol of g_fd(eps): hold g to the Richardson value, then to the floor
+    half, big2 = _central(*at, eps / 2)
+    ref = (4 * half - num) / 3  # Richardson: see _fd._floor
+    row.rel_error = _rel(g, ref)
+    row.abs_error = _maxabs(g - ref)
+    if row.rel_error <= tol:
+        row.verdict = "pass"
+        return
+    kink, zmin = pt.kinks.get(k, (np.zeros(g.shape), np.inf))
+    kink_half = pt.halves.get(k, (np.zeros(g.shape), np.inf))[0]
+    skip = kink > 0  # entries whose eps step crosses a relu kink
+    big = max(big, big2)
+    rounding, trunc = _floor(*at, eps, num, half, big, pt.scale, skip)
+    error = rounding + trunc  # how far ref itself can be off
+    size = _maxabs(ref)
+    row.floor = error if size <= rounding else min(error, _CAP * size)
+    # per entry: ref's error, plus what crossed kinks move ref (both its steps)
+    slack = error + _KINK_SAFETY * (4 * kink_half + kink) / 3
+    gap = np.abs(g - ref)
+    if np.all(gap <= row.floor):
+        row.verdict = "pass"
+    elif np.all(gap <= error):  # within ref's error, but beyond the cap
+        row.verdict = "inconclusive"
+        row.hint = _coarse_hint(k, eps, rounding, trunc, size)
+    elif np.all(gap <= slack):  # only where a kink can explain the gap
+        row.verdict = "inconclusive"
+        row.hint = _kink_hint(k, zmin)
+    else:
+        m = pt.X.shape[1]
+        row.hint = _why(k, g, ref, m, tol, row.floor, slack, pt.mistakes)
+        row.hint = row.hint or "values differ from finite differences"
+
+
+def _point_at_delta1(rows, activation):
+    """With the output layer right, a wrong hidden-layer gradient is delta1's fault."""
+    out_ok = all(r.passed for r in rows if r.name in ("W2", "b2"))
+    for r in rows:
         shaped = r.given_shape == r.expected_shape
         if out_ok and shaped and r.verdict == "FAIL" and r.name in ("W1", "b1"):
             r.hint += (
                 f"; the output layer is right, so look at delta1 = (W2.T @ delta2) * "
                 f"{_GPRIME[activation]} (elementwise *)"
             )
-    return report
 
 
 # ---------------------------------------------------------------------------

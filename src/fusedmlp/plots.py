@@ -19,33 +19,25 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatter
 
 from ._atomic import write_atomically
+from ._boundary import CLASS_COLORS as CLASS_COLORS
+from ._boundary import CLASS_MARKERS as CLASS_MARKERS
+from ._boundary import FIELD_CMAP as FIELD_CMAP
+from ._boundary import (
+    MAX_POINTS,
+    _check_plane_model,
+    _draw_boundary,
+    _legend_handles,
+)
 from ._validation import check_activation, check_count, check_params, check_XY
-from .api import _accuracy, predict_proba
+from .api import _accuracy
 from .trainer import TrainResult
 
 __all__ = ["decision_boundary", "loss_curve", "save_png", "sweep_grid"]
 
-# The field uses the middle of RdBu_r (blue = class 0, red = class 1) so it stays light
-# enough for the darker class markers drawn on top to show in either region.
-FIELD_CMAP = LinearSegmentedColormap.from_list(
-    "fusedmlp_field",
-    [
-        (0.0, "#4393c3"),
-        (0.25, "#a6cde3"),
-        (0.5, "#f7f7f7"),
-        (0.75, "#f4a98a"),
-        (1.0, "#d6604d"),
-    ],
-)
-CLASS_COLORS = ("#08306b", "#67000d")  # class 0, class 1: the dark ends of the same hues
-CLASS_MARKERS = ("o", "^")  # shape as well as colour, for readers who can't tell them apart
-MAX_POINTS = 5000  # beyond this a scatter is a smear and slow to draw
 FIGSIZE = (6.4, 4.8)
 DPI = 100
 
@@ -97,39 +89,6 @@ def save_png(fig: Figure, path: PathLike, *, dpi: float | None = None) -> pathli
         what="picture",
     )
     return path
-
-
-def _check_plane_model(params: object) -> dict:
-    """Validated params of a network with 2 inputs and 1 output, the only ones we can draw."""
-    p = check_params(params)
-    n_h, n_x = p["W1"].shape
-    n_y = p["W2"].shape[0]
-    if n_x != 2:
-        raise ValueError(
-            f"a decision boundary can only be drawn for n_x = 2 inputs (points in the plane), "
-            f"but W1 is {p['W1'].shape}, i.e. n_x = {n_x}; reduce the data to 2 features "
-            "(e.g. two columns or a PCA projection) and train on those."
-        )
-    if n_y != 1:
-        raise ValueError(
-            f"a decision boundary can only be drawn for n_y = 1 output (binary labels 0/1), "
-            f"but W2 is {p['W2'].shape}, i.e. n_y = {n_y}; plot one output at a time by "
-            "keeping one row of W2 and b2."
-        )
-    return p
-
-
-def _subsample(m: int, k: int) -> np.ndarray:
-    """Sorted indices of min(m, k) samples, the same ones on every call."""
-    if m <= k:
-        return np.arange(m)
-    return np.sort(np.random.default_rng(0).choice(m, size=k, replace=False))
-
-
-def _grid_limits(x: np.ndarray) -> tuple[float, float]:
-    lo, hi = float(x.min()), float(x.max())
-    pad = max(0.05 * (hi - lo), 0.5)
-    return lo - pad, hi + pad
 
 
 def decision_boundary(
@@ -226,82 +185,42 @@ def decision_boundary(
     return fig
 
 
-def _draw_boundary(ax, p, X, Y, activation, title, resolution, max_points, colorbar, legend):
-    """decision_boundary's drawing, on inputs it has validated (X, Y read once)."""
-    fig = ax.figure
-    (x_lo, x_hi), (y_lo, y_hi) = _grid_limits(X[0]), _grid_limits(X[1])
-    gx = np.linspace(x_lo, x_hi, resolution)
-    gy = np.linspace(y_lo, y_hi, resolution)
-    GX, GY = np.meshgrid(gx, gy)  # row i is gy[i], column j is gx[j]
-    grid = np.vstack([GX.ravel(), GY.ravel()])
-    P = predict_proba(p, grid, activation=activation).reshape(resolution, resolution)
-
-    norm = Normalize(vmin=0.0, vmax=1.0)
-    image = ax.imshow(
-        P,
-        origin="lower",
-        extent=(x_lo, x_hi, y_lo, y_hi),
-        cmap=FIELD_CMAP,
-        norm=norm,
-        interpolation="bilinear",
-        aspect="auto",
-    )
-    if P.min() < 0.5 < P.max():  # contour() warns when the level is never crossed
-        # above the samples: with thousands of them the boundary would vanish underneath
-        ax.contour(GX, GY, P, levels=[0.5], colors="k", linewidths=1.5, zorder=4)
-
-    keep = _subsample(X.shape[1], max_points)
-    Xs, labels = X[:, keep], Y[0, keep] > 0.5
-    dense = len(keep) > 1000
-    # white rims separate sparse markers from the field; dense ones would merge into white
-    size, rim = (7, 0.0) if dense else (22, 0.5)
-    for c in (0, 1):
-        pts = Xs[:, labels == bool(c)]
-        ax.scatter(
-            pts[0],
-            pts[1],
-            s=size,
-            c=CLASS_COLORS[c],
-            marker=CLASS_MARKERS[c],
-            edgecolors="white",
-            linewidths=rim,
-            label=f"class {c}",
-            zorder=3,
-        )
-
-    ax.set_xlim(x_lo, x_hi)
-    ax.set_ylim(y_lo, y_hi)
-    ax.set_xlabel("x1")
-    ax.set_ylabel("x2")
-    if title is None:
-        acc = _accuracy(p, X, Y, activation)
-        n_h = p["W1"].shape[0]
-        title = f"2-{n_h}-1 network, {activation}: accuracy {100 * acc:.1f}%"
-    ax.set_title(title)
-    if colorbar:
-        fig.colorbar(image, ax=ax, label="P(y = 1)", ticks=[0, 0.25, 0.5, 0.75, 1])
-    if legend:
-        # below the axes, so it never hides a sample
-        ax.legend(
-            handles=_legend_handles(ax),
-            loc="upper center",
-            bbox_to_anchor=(0.5, -0.13),
-            ncol=3,
-            frameon=False,
-            markerscale=2.0 if dense else 1.3,
-        )
-
-
-def _legend_handles(ax: Axes) -> list:
-    handles, _ = ax.get_legend_handles_labels()
-    return [*handles, Line2D([], [], color="k", lw=1.5, label="P = 0.5")]
-
-
 class _PlainLog(LogFormatter):
     """Log-axis labels as short plain numbers: 0.25, 0.003, 1e-05."""
 
     def _num_to_string(self, x, vmin, vmax):
         return f"{x:.3g}"
+
+
+def _check_losses(losses, stop_epoch) -> tuple[np.ndarray, int | None]:
+    """loss_curve's losses as a float64 vector, and its stop_epoch, validated."""
+    try:
+        L = np.array(losses, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"losses must be a 1-D sequence of numbers: {exc}") from exc
+    if L.ndim != 1:
+        raise ValueError(
+            f"losses must be 1-D (one loss per epoch), got shape {L.shape}; "
+            "pass np.ravel(losses) if it holds a single curve."
+        )
+    if L.size == 0:
+        raise ValueError("losses is empty: nothing to plot; train for at least one epoch.")
+    if stop_epoch is not None:
+        stop_epoch = check_count("stop_epoch", stop_epoch, minimum=0)
+        if stop_epoch > L.size:
+            raise ValueError(
+                f"stop_epoch={stop_epoch} is past the end of the curve: losses has "
+                f"{L.size} epochs (0 to {L.size - 1})."
+            )
+    return L, stop_epoch
+
+
+def _floored(L: np.ndarray) -> np.ndarray:
+    """L with values <= 0 raised to a decade below its smallest positive value; NaN kept."""
+    positive = L[L > 0]
+    floor = positive.min() / 10 if positive.size else 1e-16
+    with np.errstate(invalid="ignore"):  # NaN compares False and stays NaN
+        return np.where(L > 0, L, np.where(np.isnan(L), np.nan, floor))
 
 
 def loss_curve(
@@ -355,30 +274,8 @@ def loss_curve(
     >>> ax.get_yscale(), ax.get_legend().get_texts()[1].get_text()
     ('log', 'early stop (epoch 2)')
     """
-    try:
-        L = np.array(losses, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"losses must be a 1-D sequence of numbers: {exc}") from exc
-    if L.ndim != 1:
-        raise ValueError(
-            f"losses must be 1-D (one loss per epoch), got shape {L.shape}; "
-            "pass np.ravel(losses) if it holds a single curve."
-        )
-    if L.size == 0:
-        raise ValueError("losses is empty: nothing to plot; train for at least one epoch.")
-    if stop_epoch is not None:
-        stop_epoch = check_count("stop_epoch", stop_epoch, minimum=0)
-        if stop_epoch > L.size:
-            raise ValueError(
-                f"stop_epoch={stop_epoch} is past the end of the curve: losses has "
-                f"{L.size} epochs (0 to {L.size - 1})."
-            )
-
-    positive = L[L > 0]
-    floor = positive.min() / 10 if positive.size else 1e-16
-    with np.errstate(invalid="ignore"):  # NaN compares False and stays NaN
-        L = np.where(L > 0, L, np.where(np.isnan(L), np.nan, floor))
-
+    L, stop_epoch = _check_losses(losses, stop_epoch)
+    L = _floored(L)
     if ax is None:
         fig = _new_figure(figsize, dpi)
         ax = fig.add_subplot()
@@ -492,6 +389,19 @@ def sweep_grid(
     fig = _new_figure((panel_size[0] * ncols + 1.0, panel_size[1] * nrows + table_h), dpi)
     outer = fig.add_gridspec(2, 1, height_ratios=[panel_size[1] * nrows, table_h])
     cells = outer[0].subgridspec(nrows, ncols)
+    panels, rows = _sweep_panels(fig, cells, ncols, models, X, Y, resolution)
+    fig.colorbar(panels[0].images[0], ax=panels, label="P(y = 1)", shrink=0.9)
+    fig.legend(
+        handles=_legend_handles(panels[0]), loc="outside upper center", ncol=3, markerscale=1.3
+    )
+    _sweep_table(fig.add_subplot(outer[1]), rows)
+    if path is not None:
+        save_png(fig, path)
+    return fig
+
+
+def _sweep_panels(fig, cells, ncols, models, X, Y, resolution) -> tuple[list, list]:
+    """sweep_grid's panels, one per (params, activation), and its table's rows."""
     panels, rows = [], []
     for i, (params, activation) in enumerate(models):
         ax = fig.add_subplot(cells[i // ncols, i % ncols])
@@ -508,13 +418,11 @@ def sweep_grid(
             ax.set_xlabel("")
         panels.append(ax)
         rows.append((str(n_h), activation, f"{100 * acc:.1f}%"))
+    return panels, rows
 
-    fig.colorbar(panels[0].images[0], ax=panels, label="P(y = 1)", shrink=0.9)
-    fig.legend(
-        handles=_legend_handles(panels[0]), loc="outside upper center", ncol=3, markerscale=1.3
-    )
 
-    tab_ax = fig.add_subplot(outer[1])
+def _sweep_table(tab_ax: Axes, rows: list) -> None:
+    """The table under sweep_grid's panels: n_h, activation and accuracy of each."""
     tab_ax.set_axis_off()
     table = tab_ax.table(
         cellText=[list(col) for col in zip(*rows, strict=True)],
@@ -524,6 +432,3 @@ def sweep_grid(
     )
     table.auto_set_font_size(False)
     table.set_fontsize(9)
-    if path is not None:
-        save_png(fig, path)
-    return fig
