@@ -76,8 +76,8 @@ def report():
 def medians():
     """record(key, stats): keep a finished benchmark's median and min for the ratios."""
 
-    def record(key, stats):
-        _MEDIANS[key], _MINS[key] = stats.median, stats.min
+    def record(key, stats, per_call=1):
+        _MEDIANS[key], _MINS[key] = stats.median / per_call, stats.min / per_call
 
     return record
 
@@ -120,6 +120,26 @@ def _fastest_peer(group: str, dtype: str):
     return min(peers.items(), key=lambda kv: kv[1]) if peers else None
 
 
+def _wide_summary(tr, line):
+    """The wide groups: ratios, and GFLOP/s against the matmul peak of the same run."""
+    for key in sorted(k for k in _MEDIANS if k.startswith("wide-") and "/compiled-" in k):
+        group, case = key.split("/")
+        dtype = case.split("-")[-1]
+        for peer in ("numpy", "torch"):
+            other = f"{group}/{peer}-{dtype}"
+            if other in _MEDIANS:
+                line(f"{group} {dtype} {peer} / compiled", other, key)
+        n_x, n_h, n_y, m = map(int, group.split("-")[1:])
+        gflops = 6 * m * (n_x * n_h + n_h * n_y) / _MEDIANS[key] / 1e9
+        peak = _MEDIANS.get(f"matmul/{dtype}")
+        share = ""
+        if peak:
+            peak_gflops = 2 * 2048**3 / peak / 1e9
+            share = f" = {100 * gflops / peak_gflops:.0f}% of matmul's {peak_gflops:.0f}"
+        tr.write_line(f"{group} {dtype} compiled GFLOP/s (6 m (n_x n_h + n_h n_y)): "
+                      f"{gflops:.0f}{share}")  # fmt: skip
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not (_LINES or _MEDIANS):
         return
@@ -140,6 +160,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             mine = f"P2-{m}/compiled-{dtype}"
             if best and mine in _MEDIANS:
                 line(f"P2-{m} fastest peer ({best[0].split('/')[1]}) / compiled", best[0], mine)
+    _wide_summary(tr, line)
     for line in _LINES:
         tr.write_line(line)
     if _START:

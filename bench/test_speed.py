@@ -86,10 +86,11 @@ def _free_data():
     _data.cache_clear()
 
 
-def _time(benchmark, medians, run, m, key, heavy=False):
+def _time(benchmark, medians, run, m, key, heavy=False, per_call=1):
     """Warm run() up once, then time it; record its median and min under key.
 
-    m: samples x epochs one run() processes (for the ns per sample-epoch in extra_info).
+    m: samples x epochs one run() processes (for the ns per sample-epoch in extra_info);
+    per_call: epochs one run() does (the recorded median and min are per epoch).
     """
     result = run()
     benchmark.extra_info.update(W.threads(), sample_epochs=m)
@@ -98,7 +99,7 @@ def _time(benchmark, medians, run, m, key, heavy=False):
     else:
         benchmark(run)
     if benchmark.stats is not None:  # None with --benchmark-disable
-        medians(key, benchmark.stats.stats)
+        medians(key, benchmark.stats.stats, per_call)
         ns = 1e9 * benchmark.stats.stats.median / m
         benchmark.extra_info["median_ns_per_sample_epoch"] = ns
     return result

@@ -197,6 +197,45 @@ def make_forward_compiled(X, params):
     return lambda: mod.predict_proba(params, X, ACT)
 
 
+# ---------------------------------------------------------------------------
+# wide networks (bench/test_wide.py): random data of the shapes people train on
+
+
+def make_wide_data(n_x: int, n_h: int, n_y: int, m: int, dtype=np.float64):
+    """(X, Y, params): X ~ N(0, 1) (n_x, m), 0/1 targets (n_y, m), and init_params with
+    weights of size 1/sqrt(n_x) so that Z1 is of order 1 however wide the input."""
+    rng = np.random.default_rng(n_x * 1000 + n_h)
+    X = rng.standard_normal((n_x, m)).astype(dtype)
+    Y = (rng.random((n_y, m)) < 0.5).astype(dtype)
+    p = fusedmlp.init_params(n_x, n_h, n_y, seed=2, scale=n_x**-0.5, dtype=dtype)
+    return X, Y, p
+
+
+def make_epochs_compiled(X, Y, params, epochs: int, lr=LR):
+    """``epochs`` epochs per call through _compiled.epoch_runner, the trainer's own path
+    (for small m the serial whole-training kernel: many epochs per kernel call)."""
+    mod = _compiled
+    p = copy_params(params)
+    run_k = mod.epoch_runner(p, X, Y, ACT, LOSS, lr)
+    losses = np.zeros(epochs)
+
+    def run():
+        done, status = run_k(epochs, losses)
+        if done != epochs or status != 0:
+            raise RuntimeError(f"epoch_runner stopped at {done} with status {status}")
+        return float(losses[0])
+
+    return run
+
+
+def make_matmul(dtype, n: int = 2048):
+    """NumPy's n x n matmul: the machine's practical GEMM peak (2 n^3 flops)."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((n, n)).astype(dtype)
+    B = rng.standard_normal((n, n)).astype(dtype)
+    return lambda: A @ B
+
+
 def make_accuracy_public(X, Y, params):
     """fusedmlp.accuracy: validation (one scan of X and Y) and the fused count."""
     return lambda: fusedmlp.accuracy(params, X, Y, activation=ACT)

@@ -229,3 +229,17 @@ def test_results_page_renders_from_the_recorded_outputs():
         assert heading in page
     assert "P1 numpy / compiled" in page
     assert "| threads |" in page and "m = 10^9" in page
+
+
+def test_wide_workloads_agree_with_the_reference():
+    # bench/test_wide.py's workloads, once, on a small wide network
+    for dtype in (np.float64, np.float32):
+        X, Y, p = W.make_wide_data(40, 24, 3, 700, dtype)
+        want = reference.loss_and_grads(
+            {k: v.astype(np.float64) for k, v in p.items()}, X.astype(np.float64),
+            Y.astype(np.float64), W.ACT, W.LOSS,
+        )[0]  # fmt: skip
+        for run in (W.make_epochs_compiled(X, Y, p, 3), W.make_epoch_numpy(X, Y, p)):
+            _close(run(), want, np.dtype(dtype).name, "loss")
+    C = W.make_matmul(np.float32, n=64)()
+    assert C.shape == (64, 64) and C.dtype == np.float32
