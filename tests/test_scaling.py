@@ -19,6 +19,7 @@ import pytest
 
 from fusedmlp import datasets, reference, scaling
 from fusedmlp.api import init_params
+from fusedmlp.cli import scale
 
 ITEMSIZE = {"float64": 8, "float32": 4}
 THREADS = numba.config.NUMBA_NUM_THREADS
@@ -232,7 +233,7 @@ def fake_result(spec, threads=None):
 
 def scale_args(out, *extra):
     parser = argparse.ArgumentParser()
-    scaling.add_parser(parser.add_subparsers(dest="command"))
+    scale.add_parser(parser.add_subparsers(dest="command"))
     return parser.parse_args(["scale", "--out", str(out), *extra])
 
 

@@ -24,16 +24,13 @@ finish. Memory is reported in MiB/GiB (powers of 1024).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
 import os
 import re
 import shutil
-import sys
 
-from . import width
 from ._scaling_plots import plot_memory, plot_time
 from ._scaling_point import (
     _HEADER,
@@ -61,7 +58,7 @@ from ._scaling_point import (
 )
 from ._validation import check_activation, check_count, check_loss
 
-__all__ = ["add_parser", "main", "parse_bytes", "run_scaling"]
+__all__ = ["parse_bytes", "run_scaling"]
 # re-exported: the first three live in _scaling_point, the plots in _scaling_plots
 __all__ += ["machine_info", "measure_point", "predict_bytes", "plot_memory", "plot_time"]
 
@@ -451,85 +448,3 @@ def _thread_scaling(rows, all_threads, point, say) -> dict | None:
 
 # ---------------------------------------------------------------------------
 # the command line: fusedmlp scale
-
-
-def add_parser(subparsers, **kwargs) -> argparse.ArgumentParser:
-    """Add the ``scale`` command to an argparse subparsers object; its parser.
-
-    ``kwargs`` go to ``subparsers.add_parser`` (e.g. ``formatter_class``). The command
-    calls ``main(args)`` through ``set_defaults(func=main)``.
-    """
-    p = subparsers.add_parser(
-        "scale",
-        help="time and memory of an epoch against m: table, CSV, JSON and plots",
-        description=(
-            "Sweep m over powers of ten (planar data, 2-4-1 sigmoid network, mse) for each\n"
-            "backend and dtype, each point in a fresh process; record seconds per epoch,\n"
-            "samples per second, peak RSS, data size and the ratio of an epoch to one\n"
-            "streaming read of X and Y; then 1 thread vs all at the largest m. Writes\n"
-            "scaling.csv (row by row: Ctrl-C keeps finished points), scaling.json,\n"
-            "scaling_time.png and scaling_memory.png into --out. Points predicted to need\n"
-            "more than --memory-budget are skipped; a --max-m too large is refused."
-        ),
-        **kwargs,
-    )
-    p.add_argument("--out", default="out", help="output folder, created if missing (default out)")
-    p.add_argument("--min-m", type=parse_m, default=100, help="smallest m (default 1e2)")
-    p.add_argument("--max-m", type=parse_m, default=10**8, help="largest m (default 1e8)")
-    p.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
-    p.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
-    p.add_argument("--epochs", type=int, default=5, help="timed repeats per point (default 5)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed epochs first (default 1)")
-    p.add_argument(
-        "--memory-budget",
-        metavar="SIZE",
-        help="skip points predicted to need more: bytes, 8G, 512M or 60%% (default 60%%)",
-    )
-    p.add_argument(
-        "--no-thread-scaling",
-        dest="threads_scaling",
-        action="store_false",
-        help="leave out the 1-thread vs all-threads runs",
-    )
-    width.add_arguments(p)
-    p.set_defaults(func=main)
-    return p
-
-
-def main(args: argparse.Namespace) -> int:
-    """Run ``fusedmlp scale`` from parsed arguments: 0 done, 1 a point failed, 130 Ctrl-C.
-
-    Bad arguments and a too-large --max-m raise ValueError (one line for the CLI).
-    With ``--width``, the width experiment (``fusedmlp.width``) instead.
-    """
-    if args.width:
-        return width.main(args)
-    rows, interrupted = _sweep(
-        args.out,
-        min_m=args.min_m,
-        max_m=args.max_m,
-        backends=args.backends,
-        dtypes=args.dtypes,
-        epochs=args.epochs,
-        warmup=args.warmup,
-        memory_budget=args.memory_budget,
-        threads_scaling=args.threads_scaling,
-        hidden=4,
-        activation="sigmoid",
-        loss="mse",
-        progress=lambda line: print(line, flush=True),
-    )
-    if interrupted:
-        return 130
-    return 1 if any(r["status"] == "failed" for r in rows) else 0
-
-
-if __name__ == "__main__":
-    _parser = argparse.ArgumentParser(prog="python -m fusedmlp.scaling")
-    add_parser(_parser.add_subparsers(dest="command", required=True))
-    _args = _parser.parse_args()
-    try:
-        sys.exit(_args.func(_args))
-    except ValueError as exc:
-        print(f"fusedmlp scale: error: {exc}", file=sys.stderr)
-        sys.exit(2)

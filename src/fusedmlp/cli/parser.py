@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import math
 
-from .. import __version__, datasets, scaling
+from .. import __version__, datasets
 from ..reference import ACTIVATIONS, LOSSES
-from . import predict, sweep, training
+from . import predict, scale, sweep, training
 from .common import INIT_SEED, SWEEP_DEFAULTS, SWEEP_HIDDEN, TRAIN_EPOCHS, CliError
 
 DATA_FORMATS = """\
@@ -281,5 +281,5 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["numba", "numpy"], default="numba")
     p.set_defaults(func=predict.predict_command)
 
-    scaling.add_parser(sub, formatter_class=_Formatter)
+    scale.add_parser(sub, formatter_class=_Formatter)
     return parser
