@@ -164,3 +164,99 @@ def test_nan_propagates():
     loss, g = reference.loss_and_grads(p, X, Y)
     assert math.isnan(loss)
     assert np.isnan(g["dW1"]).any()
+
+
+# ---------------------------------------------------------------------------
+# outputs (sigmoid, softmax, identity) and the L2 penalty
+
+PAIRS = [(o, loss) for o, losses in reference.OUTPUT_LOSSES.items() for loss in losses]
+
+
+def output_problem(seed, n_x, n_h, n_y, m, output):
+    rng = np.random.RandomState(seed)
+    p, X, _ = random_problem(seed, n_x, n_h, n_y, m, "mse")
+    if output == "softmax":
+        Y = rng.dirichlet(np.ones(n_y), size=m).T  # probabilities: columns sum to 1
+        Y[:, : m // 2] = np.eye(n_y)[:, rng.randint(0, n_y, m // 2)]  # and some one-hot
+    elif output == "identity":
+        Y = rng.randn(n_y, m) * 3  # real-valued targets
+    else:
+        Y = rng.rand(n_y, m)
+    return p, X, Y
+
+
+def fd_full(p, X, Y, activation, loss, output, alpha, eps=1e-6):
+    """Central differences of the whole loss, penalty included."""
+
+    def L():
+        cache = reference.forward(p, X, activation, output)
+        return reference.cost(cache, Y, loss, output, p, alpha)
+
+    grads = {}
+    for k in PARAMS:
+        g = np.zeros_like(p[k])
+        for idx in np.ndindex(p[k].shape):
+            keep = p[k][idx]
+            p[k][idx] = keep + eps
+            up = L()
+            p[k][idx] = keep - eps
+            down = L()
+            p[k][idx] = keep
+            g[idx] = (up - down) / (2 * eps)
+        grads["d" + k] = g
+    return grads
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.7])
+@pytest.mark.parametrize("sizes", [(3, 5, 4, 9), (2, 3, 1, 5), (1, 2, 3, 1)], ids=str)
+@pytest.mark.parametrize("output, loss", PAIRS)
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_every_output_and_the_penalty_match_finite_differences(
+    activation, output, loss, sizes, alpha
+):
+    p, X, Y = output_problem(sum(sizes), *sizes, output)
+    _, grads = reference.loss_and_grads(p, X, Y, activation, loss, output, alpha)
+    numeric = fd_full(p, X, Y, activation, loss, output, alpha)
+    for k in grads:  # tolerances as for the test above
+        np.testing.assert_allclose(grads[k], numeric[k], rtol=1e-7, atol=1e-8, err_msg=k)
+
+
+def test_softmax_and_its_loss_worked_by_hand():
+    # Z2 = (0, ln 3) for one sample: softmax = (1/4, 3/4); with Y = (0, 1) the loss is
+    # -log(3/4), the delta (A2 - Y) / m = (1/4, -1/4)
+    ln3 = math.log(3)
+    cache = {"A1": None, "Z2": np.array([[0.0], [ln3]])}
+    cache["A2"] = reference.softmax(cache["Z2"])
+    np.testing.assert_allclose(cache["A2"], [[0.25], [0.75]], rtol=1e-15)
+    Y = np.array([[0.0], [1.0]])
+    assert reference.cost(cache, Y, "cross_entropy", "softmax") == pytest.approx(
+        -math.log(0.75), rel=1e-15
+    )
+    np.testing.assert_allclose(
+        reference.output_delta(cache, Y, "cross_entropy", "softmax"), [[0.25], [-0.25]]
+    )
+
+
+def test_softmax_never_overflows():
+    Z = np.array([[1e4, -1e4, 0.0], [0.0, 1e4, 1e4]])
+    A = reference.softmax(Z)
+    np.testing.assert_allclose(A, [[1, 0, 0], [0, 1, 1]])
+    cache = {"Z2": Z, "A2": A}
+    Y = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])  # every sample confidently wrong
+    L = reference.cost(cache, Y, "cross_entropy", "softmax")
+    assert L == pytest.approx((1e4 + 2e4 + 1e4) / 3, rel=1e-12)  # finite: from Z2
+
+
+def test_identity_and_the_penalty_worked_by_hand():
+    p = {"W1": np.array([[2.0]]), "b1": np.zeros((1, 1)),
+         "W2": np.array([[3.0]]), "b2": np.array([[1.0]])}  # fmt: skip
+    X, Y = np.array([[1.0, -1.0]]), np.array([[5.0, 0.0]])
+    # relu: A1 = (2, 0), A2 = Z2 = (7, 1); mse = ((7-5)^2 + 1^2) / 2 = 2.5
+    # penalty alpha / (2m) (4 + 9) = 0.5 / 4 * 13 = 1.625
+    L, g = reference.loss_and_grads(p, X, Y, "relu", "mse", "identity", alpha=0.5)
+    assert L == pytest.approx(2.5 + 1.625, rel=1e-15)
+    # delta2 = (2/m)(A2 - Y) = (2, 1); dW2 = delta2 A1^T + (alpha/m) W2 = 4 + 0.75
+    assert g["dW2"][0, 0] == pytest.approx(4.75, rel=1e-15)
+    assert g["db2"][0, 0] == pytest.approx(3.0, rel=1e-15)  # biases unpenalised
+    # delta1 = W2 delta2 * relu'(Z1) = (6, 0); dW1 = 6 * 1 + (alpha/m) W1 = 6.5
+    assert g["dW1"][0, 0] == pytest.approx(6.5, rel=1e-15)

@@ -8,15 +8,26 @@ Written for reading, not speed. Legend (one sample per column):
     W2 (n_y, n_h) b2 (n_y, 1)   Z2, A2 (n_y, m)
 
     Z1 = W1 @ X + b1     A1 = g(Z1)           g in {"sigmoid", "tanh", "relu"}
-    Z2 = W2 @ A1 + b2    A2 = sigmoid(Z2)
+    Z2 = W2 @ A1 + b2    A2 = out(Z2)         out in {"sigmoid", "softmax", "identity"}
 
-Back-propagation in delta form (``*`` is elementwise, ``@`` a matrix product):
+The output and the loss go in pairs (OUTPUT_LOSSES): a sigmoid per output with mse or
+(binary) cross-entropy, softmax over the outputs of a sample with (categorical)
+cross-entropy, identity (regression) with mse:
 
-    delta2 = dL/dZ2                  mse: (2/m) (A2 - Y) * A2 * (1 - A2)
-                                     cross_entropy: (A2 - Y) / m
-    dW2 = delta2 @ A1.T              db2 = row sums of delta2
+    sigmoid + mse            L = (1/m) sum (A2 - Y)^2
+    sigmoid + cross_entropy  L = -(1/m) sum Y log A2 + (1 - Y) log(1 - A2)
+    softmax + cross_entropy  L = -(1/m) sum_i sum_k Y_ki log A2_ki
+    identity + mse           L = (1/m) sum (A2 - Y)^2
+
+and an L2 penalty ``alpha`` adds (alpha / (2 m)) (||W1||^2 + ||W2||^2) to L (biases
+unpenalised). Back-propagation in delta form (``*`` elementwise, ``@`` a matrix product):
+
+    delta2 = dL/dZ2                  sigmoid + mse: (2/m) (A2 - Y) * A2 * (1 - A2)
+                                     sigmoid or softmax + cross_entropy: (A2 - Y) / m
+                                     identity + mse: (2/m) (A2 - Y)
+    dW2 = delta2 @ A1.T + (alpha/m) W2      db2 = row sums of delta2
     delta1 = (W2.T @ delta2) * g'(Z1)
-    dW1 = delta1 @ X.T               db1 = row sums of delta1
+    dW1 = delta1 @ X.T + (alpha/m) W1       db1 = row sums of delta1
 
 The functions here do no validation: the public API (``fusedmlp.train`` and friends)
 validates once and then calls them.
@@ -62,6 +73,29 @@ ACTIVATIONS = {
 }
 
 LOSSES = ("mse", "cross_entropy")
+OUTPUTS = ("sigmoid", "softmax", "identity")
+# the losses each output goes with (anything else is refused before training)
+OUTPUT_LOSSES = {
+    "sigmoid": ("mse", "cross_entropy"),
+    "softmax": ("cross_entropy",),
+    "identity": ("mse",),
+}
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """exp(z) / sum exp(z) over the outputs (axis 0) of every sample, the max subtracted
+    first so that nothing overflows."""
+    e = np.exp(z - z.max(axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def _logsumexp(z: np.ndarray) -> np.ndarray:
+    """log sum exp(z) over axis 0, shape (1, m), without overflow."""
+    top = z.max(axis=0, keepdims=True)
+    return top + np.log(np.exp(z - top).sum(axis=0, keepdims=True))
+
+
+_OUT = {"sigmoid": sigmoid, "softmax": softmax, "identity": lambda z: z}
 
 
 def softplus(z: np.ndarray) -> np.ndarray:
@@ -73,38 +107,65 @@ def softplus(z: np.ndarray) -> np.ndarray:
 # the network
 
 
-def forward(params: dict, X: np.ndarray, activation: str = "sigmoid") -> dict:
+def forward(
+    params: dict, X: np.ndarray, activation: str = "sigmoid", output: str = "sigmoid"
+) -> dict:
     """Forward pass; returns the cache {"Z1", "A1", "Z2", "A2"} that backward needs."""
     g, _ = ACTIVATIONS[activation]
     Z1 = params["W1"] @ X + params["b1"]  # (n_h, n_x) @ (n_x, m) + (n_h, 1) -> (n_h, m)
     A1 = g(Z1)  # (n_h, m)
     Z2 = params["W2"] @ A1 + params["b2"]  # (n_y, n_h) @ (n_h, m) + (n_y, 1) -> (n_y, m)
-    A2 = sigmoid(Z2)  # (n_y, m)
+    A2 = _OUT[output](Z2)  # (n_y, m)
     return {"Z1": Z1, "A1": A1, "Z2": Z2, "A2": A2}
 
 
-def cost(cache: dict, Y: np.ndarray, loss: str = "mse") -> float:
-    """The loss of a forward cache against labels Y, a Python float."""
+def penalty(params: dict, alpha: float, m: int) -> float:
+    """The L2 term of the loss: (alpha / (2 m)) (||W1||^2 + ||W2||^2)."""
+    if not alpha:
+        return 0.0
+    return alpha / (2 * m) * float(np.sum(params["W1"] ** 2) + np.sum(params["W2"] ** 2))
+
+
+def cost(
+    cache: dict,
+    Y: np.ndarray,
+    loss: str = "mse",
+    output: str = "sigmoid",
+    params: dict | None = None,
+    alpha: float = 0.0,
+) -> float:
+    """The loss of a forward cache against targets Y (plus the L2 term when ``alpha`` and
+    ``params`` are given), a Python float."""
     m = Y.shape[1]
     A2, Z2 = cache["A2"], cache["Z2"]
     if loss == "mse":
         total = np.sum((A2 - Y) ** 2)  # sum over all n_y * m entries
+    elif loss == "cross_entropy" and output == "softmax":
+        # -sum_k Y_k log softmax(Z)_k = sum_k Y_k (logsumexp(Z) - Z_k): exact from Z2
+        total = np.sum(Y * (_logsumexp(Z2) - Z2))
     elif loss == "cross_entropy":
         # -[Y log s(Z) + (1-Y) log(1 - s(Z))] = Y softplus(-Z) + (1-Y) softplus(Z):
         # exact from Z2, no log of an A2 that has rounded to 0 or 1.
         total = np.sum(Y * softplus(-Z2) + (1 - Y) * softplus(Z2))
     else:
         raise ValueError(f"unknown loss {loss!r}")
-    return float(total) / m
+    extra = penalty(params, alpha, m) if params is not None else 0.0
+    return float(total) / m + extra
 
 
-def output_delta(cache: dict, Y: np.ndarray, loss: str = "mse") -> np.ndarray:
+def output_delta(
+    cache: dict, Y: np.ndarray, loss: str = "mse", output: str = "sigmoid"
+) -> np.ndarray:
     """delta2 = dL/dZ2, shape (n_y, m)."""
     m = Y.shape[1]
     A2 = cache["A2"]
+    if loss == "mse" and output == "identity":
+        return (2 / m) * (A2 - Y)  # (n_y, m)
     if loss == "mse":
         return (2 / m) * (A2 - Y) * A2 * (1 - A2)  # (n_y, m), all elementwise
-    return (A2 - Y) / m  # (n_y, m): sigmoid' cancels the log's derivative
+    # sigmoid' cancels the log's derivative; for softmax the Jacobian does the same,
+    # given that every column of Y sums to 1
+    return (A2 - Y) / m  # (n_y, m)
 
 
 def backward(
@@ -115,6 +176,8 @@ def backward(
     activation: str = "sigmoid",
     loss: str = "mse",
     delta2: np.ndarray | None = None,
+    output: str = "sigmoid",
+    alpha: float = 0.0,
 ) -> dict:
     """Gradients {"dW1", "db1", "dW2", "db2"}, each the shape of its parameter.
 
@@ -122,13 +185,17 @@ def backward(
     """
     _, dg = ACTIVATIONS[activation]
     A1 = cache["A1"]
+    m = X.shape[1]
     if delta2 is None:
-        delta2 = output_delta(cache, Y, loss)  # (n_y, m)
+        delta2 = output_delta(cache, Y, loss, output)  # (n_y, m)
     dW2 = delta2 @ A1.T  # (n_y, m) @ (m, n_h) -> (n_y, n_h)
     db2 = delta2.sum(axis=1, keepdims=True)  # (n_y, 1)
     delta1 = (params["W2"].T @ delta2) * dg(A1)  # (n_h, n_y) @ (n_y, m) -> (n_h, m), * (n_h, m)
     dW1 = delta1 @ X.T  # (n_h, m) @ (m, n_x) -> (n_h, n_x)
     db1 = delta1.sum(axis=1, keepdims=True)  # (n_h, 1)
+    if alpha:
+        dW1 = dW1 + (alpha / m) * params["W1"]  # (n_h, n_x)
+        dW2 = dW2 + (alpha / m) * params["W2"]  # (n_y, n_h)
     return {"dW1": dW1, "db1": db1, "dW2": dW2, "db2": db2}
 
 
@@ -138,12 +205,17 @@ def loss_and_grads(
     Y: np.ndarray,
     activation: str = "sigmoid",
     loss: str = "mse",
+    output: str = "sigmoid",
+    alpha: float = 0.0,
 ) -> tuple[float, dict]:
     """One forward and one backward pass: (loss, {"dW1", "db1", "dW2", "db2"})."""
-    cache = forward(params, X, activation)
-    return cost(cache, Y, loss), backward(params, X, Y, cache, activation, loss)
+    cache = forward(params, X, activation, output)
+    L = cost(cache, Y, loss, output, params, alpha)
+    return L, backward(params, X, Y, cache, activation, loss, None, output, alpha)
 
 
-def predict_proba(params: dict, X: np.ndarray, activation: str = "sigmoid") -> np.ndarray:
-    """A2, the output probabilities, shape (n_y, m)."""
-    return forward(params, X, activation)["A2"]
+def predict_proba(
+    params: dict, X: np.ndarray, activation: str = "sigmoid", output: str = "sigmoid"
+) -> np.ndarray:
+    """A2, the outputs (probabilities for sigmoid and softmax), shape (n_y, m)."""
+    return forward(params, X, activation, output)["A2"]
