@@ -16,6 +16,7 @@ from fusedmlp import (
     checkpoint,
     datasets,
     diagnostics,
+    files,
     outofcore,
     plots,
     trainer,
@@ -23,7 +24,7 @@ from fusedmlp import (
 )
 
 MODULES = [api, trainer, checkpoint, datasets, diagnostics, plots, outofcore, _compiled]
-MODULES += [width, _atomic, _pages, _planar_file, _scaling_point, fusedmlp.cli]
+MODULES += [width, _atomic, _pages, _planar_file, _scaling_point, fusedmlp.cli, files]
 
 
 @pytest.mark.parametrize(
