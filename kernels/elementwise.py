@@ -1,11 +1,24 @@
 """What every block does sample by sample, whatever computed its products: the hidden
-activation, and the output's loss and delta. Shared by the narrow and the wide block code.
+activation, the output function, and the output's loss and delta. Shared by the narrow
+and the wide block code.
 
 Legend as in mlp.py: A1 (n_h, blk) hidden activations, D2 (n_y, blk) output deltas,
-Y (n_y, m) targets, row (n_par + 1,) a chunk's float64 sums (db2 last before the loss).
-Every loop here runs over the contiguous samples of one row and calls only the plain-
-arithmetic functions of expfn, so LLVM vectorises it.
+Y (n_y, m) targets or, for softmax, an integer vector (m,) of class indices (read as
+one-hot, never expanded), row (n_par + 1,) a chunk's float64 sums (db2 last before the
+loss), T (2, blk) scratch of the data's dtype. Every loop here runs over the contiguous
+samples of one row and calls only the plain-arithmetic functions of expfn, so LLVM
+vectorises it (but for one log per sample of the softmax loss).
+
+Outputs and losses (codes below), with D2 = dL/dZ2 and s = scale (2/m for mse, 1/m for
+cross-entropy):
+
+    SIGMOID_OUT + MSE            A2 = sigmoid(Z2)   D2 = s (A2 - Y) A2 (1 - A2)
+    SIGMOID_OUT + CROSS_ENTROPY  A2 = sigmoid(Z2)   D2 = s (A2 - Y)
+    SOFTMAX + CROSS_ENTROPY      A2 = softmax(Z2)   D2 = s (A2 - Y)   (columns of Y sum to 1)
+    IDENTITY + MSE               A2 = Z2            D2 = s (A2 - Y)
 """
+
+import math
 
 import numpy as np
 from numba import types
@@ -17,8 +30,10 @@ from .expfn import exp, log1p_unit, sigmoid, tanh
 
 SIGMOID, TANH, RELU = 0, 1, 2
 MSE, CROSS_ENTROPY = 0, 1
+SIGMOID_OUT, SOFTMAX, IDENTITY = 0, 1, 2
 ACTIVATIONS = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU}
 LOSSES = {"mse": MSE, "cross_entropy": CROSS_ENTROPY}
+OUTPUTS = {"sigmoid": SIGMOID_OUT, "softmax": SOFTMAX, "identity": IDENTITY}
 
 _inner = jit()
 
@@ -54,20 +69,90 @@ def activate(a, bias, L, act):
 
 
 @_inner
-def loss_delta(row, D2, Y, j0, L, loss, scale):
+def _label_targets(Y, o, j0, L, buf):
+    """buf[:L] = 1 where the class index Y[j0 + j] is o, else 0."""
+    one, zero = like(buf, 1.0), like(buf, 0.0)
+    for j in range(L):
+        buf[j] = one if Y[j0 + j] == o else zero
+    return buf
+
+
+def targets(Y, o, j0, L, buf):
+    """Output o's targets over the block: the view Y[o, j0:j0+L], or, for class labels
+    (Y an integer vector), a one-hot row written to buf."""
+    return Y[o, j0 : j0 + L] if Y.ndim == 2 else _label_targets(Y, o, j0, L, buf)
+
+
+if not _numba_config.DISABLE_JIT:
+
+    @overload(targets)
+    def _targets_typed(Y, o, j0, L, buf):
+        if Y.ndim == 2:
+            return lambda Y, o, j0, L, buf: Y[o, j0 : j0 + L]
+        return lambda Y, o, j0, L, buf: _label_targets(Y, o, j0, L, buf)
+
+
+@_inner
+def softmax_columns(D, L, T):
+    """D[:, :L] = softmax of each column (sample) of D, the max subtracted first; leaves
+    the max in T[0] and the sum of the shifted exps in T[1]."""
+    mx, sm = T[0], T[1]
+    zero = like(mx, 0.0)
+    for j in range(L):
+        mx[j] = D[0, j]
+        sm[j] = zero
+    for o in range(1, D.shape[0]):
+        d = D[o]
+        for j in range(L):
+            mx[j] = d[j] if d[j] > mx[j] else mx[j]
+    for o in range(D.shape[0]):
+        d = D[o]
+        for j in range(L):
+            e = exp(d[j] - mx[j])
+            d[j] = e
+            sm[j] += e
+    for o in range(D.shape[0]):
+        d = D[o]
+        for j in range(L):
+            d[j] = d[j] / sm[j]
+
+
+@_inner
+def apply_output(D, L, out, T):
+    """D[:, :L] = out(Z2) in place: sigmoid, softmax over each column, or identity."""
+    if out == SOFTMAX:
+        softmax_columns(D, L, T)
+    elif out == SIGMOID_OUT:
+        for o in range(D.shape[0]):
+            d = D[o]
+            for j in range(L):
+                d[j] = sigmoid(d[j])
+
+
+@_inner
+def loss_delta(row, D2, Y, j0, L, loss, out, scale, T):
     """D2[:, :L] holds Z2; overwrite it with dL/dZ2, row[db2] += its row sums; return the
     summed loss (float64: a block sum in the data's dtype, added in float64).
 
-    scale = 2/m (MSE) or 1/m (cross-entropy), in the data's dtype.
+    scale = 2/m (mse) or 1/m (cross-entropy), in the data's dtype; T (2, blk) scratch.
     """
+    if out == SOFTMAX:
+        return _softmax_loss_delta(row, D2, Y, j0, L, scale, T)
     n_y = D2.shape[0]
     o_b2 = row.shape[0] - 1 - n_y  # db2 is last before the loss
-    zero, one = like(Y, 0.0), like(Y, 1.0)
+    zero, one = like(D2, 0.0), like(D2, 1.0)
     total = 0.0
     for o in range(n_y):
-        d, y = D2[o], Y[o, j0 : j0 + L]
+        d, y = D2[o], targets(Y, o, j0, L, T[0])
         acc, acc_b2 = zero, zero
-        if loss == MSE:
+        if out == IDENTITY:
+            for j in range(L):
+                r = d[j] - y[j]
+                acc += r * r
+                t = scale * r
+                d[j] = t
+                acc_b2 += t
+        elif loss == MSE:
             for j in range(L):
                 a = sigmoid(d[j])
                 r = a - y[j]
@@ -88,6 +173,34 @@ def loss_delta(row, D2, Y, j0, L, loss, scale):
         total += np.float64(acc)
         row[o_b2 + o] += np.float64(acc_b2)
     return total
+
+
+@_inner
+def _softmax_loss_delta(row, D2, Y, j0, L, scale, T):
+    """loss_delta for softmax + cross-entropy: per sample logsumexp(Z2) - sum_k Y_k Z2_k
+    (exact from Z2, nothing overflows), then D2 = scale (softmax(Z2) - Y)."""
+    n_y = D2.shape[0]
+    o_b2 = row.shape[0] - 1 - n_y
+    yz = 0.0
+    for o in range(n_y):  # sum Y Z2 over the block, before Z2 is overwritten
+        d, y = D2[o], targets(Y, o, j0, L, T[0])
+        acc = like(D2, 0.0)
+        for j in range(L):
+            acc += y[j] * d[j]
+        yz += np.float64(acc)
+    softmax_columns(D2, L, T)  # T[0] max, T[1] sum of exps
+    lse = 0.0
+    for j in range(L):  # one log per sample: a library call, not vectorised
+        lse += np.float64(T[0, j]) + math.log(np.float64(T[1, j]))
+    for o in range(n_y):
+        d, y = D2[o], targets(Y, o, j0, L, T[0])
+        acc_b2 = like(D2, 0.0)
+        for j in range(L):
+            t = scale * (d[j] - y[j])
+            d[j] = t
+            acc_b2 += t
+        row[o_b2 + o] += np.float64(acc_b2)
+    return lse - yz
 
 
 @_inner

@@ -46,23 +46,31 @@ import math
 
 import numpy as np
 from numba import prange
+from numba.core import config as _numba_config
+from numba.extending import overload
 
 from . import narrow, wide
 from .config import BLOCK, FASTMATH_EXACT, jit
 from .elementwise import (
     ACTIVATIONS,
     CROSS_ENTROPY,
+    IDENTITY,
     LOSSES,
     MSE,
+    OUTPUTS,
     RELU,
     SIGMOID,
+    SIGMOID_OUT,
+    SOFTMAX,
     TANH,
+    apply_output,
     like,
     loss_delta,
 )
 from .expfn import sigmoid
 
 __all__ = ["ACTIVATIONS", "CROSS_ENTROPY", "LOSSES", "MSE", "RELU", "SIGMOID", "TANH"]
+__all__ += ["IDENTITY", "OUTPUTS", "SIGMOID_OUT", "SOFTMAX"]
 
 # train_epochs status codes (of the update, _descend)
 OK, NONFINITE_GRADS, UPDATE_OVERFLOW = 0, 1, 2
@@ -129,8 +137,9 @@ def _delta_scale(X, loss):
 
 @_inner
 def _scratch(W1, W2, X, plan):
-    """(A1, D2, S, G) for one thread: A1 (n_h, blk), D2 (n_y, blk); narrow: S (2, blk)
-    zeros (D1, P), G (1,); wide: S (n_h, blk) (P, D1), G (n_par,)."""
+    """(A1, D2, S, G, T) for one thread: A1 (n_h, blk), D2 (n_y, blk); narrow: S (2, blk)
+    zeros (D1, P), G (1,); wide: S (n_h, blk) (P, D1), G (n_par,); T (2, blk) for the
+    output's elementwise work."""
     blk, is_wide, _ = plan
     n_h, n_x = W1.shape
     n_y = W2.shape[0]
@@ -138,28 +147,27 @@ def _scratch(W1, W2, X, plan):
     D2 = np.empty((n_y, blk), X.dtype)
     S = np.zeros((n_h if is_wide else 2, blk), X.dtype)
     G = np.empty(n_params(n_x, n_h, n_y) if is_wide else 1, X.dtype)
-    return A1, D2, S, G
+    return A1, D2, S, G, np.empty((2, blk), X.dtype)
 
 
 @_inner
-def _forward_block(out, A1, W1, b1, W2, b2, X, j0, L, act, is_wide):
-    """out[:, :L] = sigmoid(W2 g(W1 X[:, j0:j0+L] + b1) + b2). out (n_y, >= L)."""
+def _forward_block(out, A1, T, W1, b1, W2, b2, X, j0, L, act, output, is_wide):
+    """out[:, :L] = o(W2 g(W1 X[:, j0:j0+L] + b1) + b2), o the output function.
+    out (n_y, >= L), T (2, blk) scratch."""
     if is_wide:
         wide.hidden_forward(A1, W1, b1, X, j0, L, act)
         wide.output_linear(out, A1, W2, b2, L)
     else:
         narrow.hidden_forward(A1, W1, b1, X, j0, L, act)
         narrow.output_linear(out, A1, W2, b2, L)
-    for o in range(out.shape[0]):
-        a = out[o]
-        for j in range(L):
-            a[j] = sigmoid(a[j])
+    apply_output(out, L, output, T)
 
 
 @_inner
-def _chunk_grads(row, scratch, W1, b1, W2, b2, X, Y, c, n_chunk, act, loss, scale, plan):
+def _chunk_grads(row, scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan):
     """row = loss and gradient sums over the blocks of chunk c. row (n_par + 1,)."""
-    A1, D2, S, G = scratch
+    act, loss, output = kind
+    A1, D2, S, G, T = scratch
     blk, is_wide, _ = plan
     m = X.shape[1]
     row[:] = 0.0
@@ -173,7 +181,7 @@ def _chunk_grads(row, scratch, W1, b1, W2, b2, X, Y, c, n_chunk, act, loss, scal
         else:
             narrow.hidden_forward(A1, W1, b1, X, j0, L, act)
             narrow.output_linear(D2, A1, W2, b2, L)
-        row[-1] += loss_delta(row, D2, Y, j0, L, loss, scale)
+        row[-1] += loss_delta(row, D2, Y, j0, L, loss, output, scale, T)
         if is_wide:
             wide.backward(row, S, G, A1, D2, W2, X, j0, L, act)
         else:
@@ -181,39 +189,86 @@ def _chunk_grads(row, scratch, W1, b1, W2, b2, X, Y, c, n_chunk, act, loss, scal
 
 
 @_inner
-def _forward_chunk(A2, W1, b1, W2, b2, X, c, n_chunk, act, plan):
+def _forward_chunk(A2, W1, b1, W2, b2, X, c, n_chunk, kind, plan):
     """A2[:, blocks of chunk c] = the network's output. A2 (n_y, m)."""
     blk, is_wide, _ = plan
     m = A2.shape[1]
     A1 = np.empty((W1.shape[0], blk), X.dtype)
+    T = np.empty((2, blk), X.dtype)
     lo, hi = _chunk_blocks(c, n_chunk, m, blk)
     for b in range(lo, hi):
         j0 = b * blk
         L = min(blk, m - j0)
-        _forward_block(A2[:, j0 : j0 + L], A1, W1, b1, W2, b2, X, j0, L, act, is_wide)
+        out = A2[:, j0 : j0 + L]
+        _forward_block(out, A1, T, W1, b1, W2, b2, X, j0, L, kind[0], kind[2], is_wide)
 
 
 @_inner
-def _correct_chunk(W1, b1, W2, b2, X, Y, c, act, plan):
-    """(entries where A2 > 1/2 agrees with Y > 1/2, entries where A2 is NaN) over the
-    blocks of chunk c (A2 as forward computes it)."""
+def _correct_chunk(W1, b1, W2, b2, X, Y, c, kind, plan):
+    """(entries predicted right, entries where A2 is NaN) over the blocks of chunk c.
+
+    Sigmoid outputs: A2 > 1/2 agreeing with Y > 1/2, per entry of Y (n_y, m). Softmax:
+    the argmax of A2's column agreeing with the class index Y[j], per sample (Y (m,)).
+    A2 as forward computes it.
+    """
     blk, is_wide, n_chunk = plan
-    n_y, m = Y.shape
+    n_y, m = W2.shape[0], X.shape[1]
     A1 = np.empty((W1.shape[0], blk), X.dtype)
     out = np.empty((n_y, blk), X.dtype)
-    half = like(X, 0.5)
+    T = np.empty((2, blk), X.dtype)
     right, nan = 0, 0
     lo, hi = _chunk_blocks(c, n_chunk, m, blk)
     for b in range(lo, hi):
         j0 = b * blk
         L = min(blk, m - j0)
-        _forward_block(out, A1, W1, b1, W2, b2, X, j0, L, act, is_wide)
-        for o in range(n_y):
-            a, y = out[o], Y[o, j0 : j0 + L]
-            for j in range(L):
-                right += (a[j] > half) == (y[j] > half)
-                nan += a[j] != a[j]
+        _forward_block(out, A1, T, W1, b1, W2, b2, X, j0, L, kind[0], kind[2], is_wide)
+        r, n = _count_block(out, Y, j0, L)
+        right += r
+        nan += n
     return right, nan
+
+
+@_inner
+def _count_entries(A, Y, j0, L):
+    """Sigmoid outputs: (entries where A > 1/2 agrees with Y > 1/2, NaN entries)."""
+    half = like(A, 0.5)
+    right, nan = 0, 0
+    for o in range(A.shape[0]):
+        a, y = A[o], Y[o, j0 : j0 + L]
+        for j in range(L):
+            right += (a[j] > half) == (y[j] > half)
+            nan += a[j] != a[j]
+    return right, nan
+
+
+@_inner
+def _count_classes(A, Y, j0, L):
+    """Softmax outputs: (samples whose column's argmax is the class index Y[j], NaNs)."""
+    right, nan = 0, 0
+    for j in range(L):
+        best, arg = A[0, j], 0
+        nan += best != best
+        for o in range(1, A.shape[0]):
+            nan += A[o, j] != A[o, j]
+            if A[o, j] > best:
+                best, arg = A[o, j], o
+        right += arg == Y[j0 + j]
+    return right, nan
+
+
+def _count_block(A, Y, j0, L):
+    """(right, NaN) of a block's outputs A (n_y, >= L): per entry for targets Y (n_y, m),
+    per sample for class indices Y (m,)."""
+    return _count_entries(A, Y, j0, L) if Y.ndim == 2 else _count_classes(A, Y, j0, L)
+
+
+if not _numba_config.DISABLE_JIT:
+
+    @overload(_count_block)
+    def _count_block_typed(A, Y, j0, L):
+        if Y.ndim == 2:
+            return lambda A, Y, j0, L: _count_entries(A, Y, j0, L)
+        return lambda A, Y, j0, L: _count_classes(A, Y, j0, L)
 
 
 # ---------------------------------------------------------------------------
@@ -221,7 +276,7 @@ def _correct_chunk(W1, b1, W2, b2, X, Y, c, act, plan):
 
 
 @_parallel
-def forward(A2, W1, b1, W2, b2, X, act, plan):
+def forward(A2, W1, b1, W2, b2, X, kind, plan):
     """A2 = sigmoid(W2 g(W1 X + b1) + b2), parallel over chunks of blocks.
 
     A2 (n_y, m) output, W1 (n_h, n_x), b1 (n_h, 1), W2 (n_y, n_h), b2 (n_y, 1),
@@ -229,19 +284,19 @@ def forward(A2, W1, b1, W2, b2, X, act, plan):
     """
     n_chunk = plan[2]
     for c in prange(n_chunk):
-        _forward_chunk(A2, W1, b1, W2, b2, X, c, n_chunk, act, plan)
+        _forward_chunk(A2, W1, b1, W2, b2, X, c, n_chunk, kind, plan)
 
 
 @_serial
-def forward_serial(A2, W1, b1, W2, b2, X, act, plan):
+def forward_serial(A2, W1, b1, W2, b2, X, kind, plan):
     """forward in one thread: the same chunks in order, so the same bits."""
     n_chunk = plan[2]
     for c in range(n_chunk):
-        _forward_chunk(A2, W1, b1, W2, b2, X, c, n_chunk, act, plan)
+        _forward_chunk(A2, W1, b1, W2, b2, X, c, n_chunk, kind, plan)
 
 
 @_parallel
-def count_correct(counts, W1, b1, W2, b2, X, Y, act, plan):
+def count_correct(counts, W1, b1, W2, b2, X, Y, kind, plan):
     """Entries where forward's A2 > 1/2 agrees with Y > 1/2 (accuracy times n_y m),
     and entries where A2 is NaN (an overflow the caller reports).
 
@@ -251,20 +306,20 @@ def count_correct(counts, W1, b1, W2, b2, X, Y, act, plan):
     for c in prange(plan[2]):
         # written here, in the loop's own body: numba orders the sums below after
         # writes it can see, not after writes inside a call (see _sum_all)
-        counts[c, 0], counts[c, 1] = _correct_chunk(W1, b1, W2, b2, X, Y, c, act, plan)
+        counts[c, 0], counts[c, 1] = _correct_chunk(W1, b1, W2, b2, X, Y, c, kind, plan)
     return counts[:, 0].sum(), counts[:, 1].sum()
 
 
 @_serial
-def count_correct_serial(counts, W1, b1, W2, b2, X, Y, act, plan):
+def count_correct_serial(counts, W1, b1, W2, b2, X, Y, kind, plan):
     """count_correct in one thread."""
     for c in range(plan[2]):
-        counts[c, 0], counts[c, 1] = _correct_chunk(W1, b1, W2, b2, X, Y, c, act, plan)
+        counts[c, 0], counts[c, 1] = _correct_chunk(W1, b1, W2, b2, X, Y, c, kind, plan)
     return counts[:, 0].sum(), counts[:, 1].sum()
 
 
 @_parallel
-def loss_and_grads(grad, partials, W1, b1, W2, b2, X, Y, act, loss, plan):
+def loss_and_grads(grad, partials, W1, b1, W2, b2, X, Y, kind, plan):
     """Loss and all four gradients in one pass over the samples; returns the loss.
 
     grad (n_par + 1,) float64 output: dW1, db1, dW2, db2 flattened, then m * loss.
@@ -272,27 +327,23 @@ def loss_and_grads(grad, partials, W1, b1, W2, b2, X, Y, act, loss, plan):
     W2 (n_y, n_h), b2 (n_y, 1), X (n_x, m), Y (n_y, m): C-contiguous, one float dtype.
     act, loss: ACTIVATIONS and LOSSES codes; plan: (blk, wide, n_chunk).
     """
-    scale = _delta_scale(X, loss)
+    scale = _delta_scale(X, kind[1])
     n_chunk = partials.shape[0]
     for c in prange(n_chunk):
         scratch = _scratch(W1, W2, X, plan)
-        _chunk_grads(
-            partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, act, loss, scale, plan
-        )
+        _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan)
     _sum_all(grad, partials)
     return _mean(grad[-1], X.shape[1])
 
 
 @_serial
-def loss_and_grads_serial(grad, partials, W1, b1, W2, b2, X, Y, act, loss, plan):
+def loss_and_grads_serial(grad, partials, W1, b1, W2, b2, X, Y, kind, plan):
     """loss_and_grads in one thread: the same chunks and sums, so the same bits."""
-    scale = _delta_scale(X, loss)
+    scale = _delta_scale(X, kind[1])
     n_chunk = partials.shape[0]
     scratch = _scratch(W1, W2, X, plan)
     for c in range(n_chunk):
-        _chunk_grads(
-            partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, act, loss, scale, plan
-        )
+        _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan)
     _sum_partials(grad, partials, 0, grad.shape[0])
     return _mean(grad[-1], X.shape[1])
 
@@ -327,7 +378,7 @@ def _descend(W1, b1, W2, b2, new, grad, lr):
 
 
 @_serial
-def train_epochs(losses, partials, W1, b1, W2, b2, X, Y, act, loss, lr, n_epochs, plan):
+def train_epochs(losses, partials, W1, b1, W2, b2, X, Y, kind, lr, n_epochs, plan):
     """n_epochs of full-batch gradient descent, serial; returns (n_done, status).
 
     losses (>= n_epochs,) float64 output: losses[e] is the loss before epoch e's update.
@@ -342,15 +393,13 @@ def train_epochs(losses, partials, W1, b1, W2, b2, X, Y, act, loss, lr, n_epochs
     thread launch per epoch: the fast path for small m.
     """
     n_chunk = partials.shape[0]
-    scale = _delta_scale(X, loss)
+    scale = _delta_scale(X, kind[1])
     scratch = _scratch(W1, W2, X, plan)
     grad = np.empty(partials.shape[1])
     new = np.empty(partials.shape[1] - 1, W1.dtype)
     for e in range(n_epochs):
         for c in range(n_chunk):
-            _chunk_grads(
-                partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, act, loss, scale, plan
-            )
+            _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan)
         _sum_partials(grad, partials, 0, grad.shape[0])
         losses[e] = _mean(grad[-1], X.shape[1])
         status = _descend(W1, b1, W2, b2, new, grad, lr)
@@ -360,22 +409,20 @@ def train_epochs(losses, partials, W1, b1, W2, b2, X, Y, act, loss, lr, n_epochs
 
 
 @_parallel
-def train_epochs_parallel(losses, partials, W1, b1, W2, b2, X, Y, act, loss, lr, n_epochs, plan):
+def train_epochs_parallel(losses, partials, W1, b1, W2, b2, X, Y, kind, lr, n_epochs, plan):
     """train_epochs with each epoch's chunks in parallel: the same chunks, sums and
     update, so the same bits as train_epochs and as loss_and_grads with an update per epoch,
     in one kernel call for all n_epochs: no call, lock and update from Python per
     epoch (measured, ms per epoch, against that loop: 64-32-10 at m = 1797 0.360 vs
     0.384 in float64; 30-64-1 at m = 10^5 15.0 vs 15.2; the same bits)."""
     n_chunk = partials.shape[0]
-    scale = _delta_scale(X, loss)
+    scale = _delta_scale(X, kind[1])
     grad = np.empty(partials.shape[1])
     new = np.empty(partials.shape[1] - 1, W1.dtype)
     for e in range(n_epochs):
         for c in prange(n_chunk):
             scratch = _scratch(W1, W2, X, plan)
-            _chunk_grads(
-                partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, act, loss, scale, plan
-            )
+            _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan)
         _sum_all(grad, partials)
         losses[e] = _mean(grad[-1], X.shape[1])
         status = _descend(W1, b1, W2, b2, new, grad, lr)

@@ -121,15 +121,22 @@ def _prepare(params: dict, X: np.ndarray, Y: np.ndarray | None = None):
     _check(b2.shape == (n_y, 1), f"b2 must be ({n_y}, 1), got {b2.shape}")
     if Y is not None:
         _check(isinstance(Y, np.ndarray), "Y must be an array")
-        Y = _read_only(np.ascontiguousarray(Y, dtype=dtype))
-        _check(Y.shape == (n_y, m), f"Y must be ({n_y}, {m}), got {Y.shape}")
+        if Y.ndim == 1:  # class indices of a softmax network, read as one-hot
+            _check(Y.dtype.kind in "iu", f"class labels must be integers, got {Y.dtype}")
+            Y = _read_only(np.ascontiguousarray(Y, dtype=np.int64))
+            _check(Y.shape == (m,), f"labels must be ({m},), got {Y.shape}")
+        else:
+            Y = _read_only(np.ascontiguousarray(Y, dtype=dtype))
+            _check(Y.shape == (n_y, m), f"Y must be ({n_y}, {m}), got {Y.shape}")
     return W1, b1, W2, b2, _read_only(X), Y
 
 
-def _codes(activation: str, loss: str | None = None) -> tuple[int, int]:
+def _kind(activation: str, loss: str = "mse", output: str = "sigmoid") -> tuple:
+    """(activation, loss, output) as the kernels' int codes."""
     _check(activation in _k.ACTIVATIONS, f"unknown activation {activation!r}")
-    _check(loss is None or loss in _k.LOSSES, f"unknown loss {loss!r}")
-    return _k.ACTIVATIONS[activation], _k.LOSSES.get(loss, 0)
+    _check(loss in _k.LOSSES, f"unknown loss {loss!r}")
+    _check(output in _k.OUTPUTS, f"unknown output {output!r}")
+    return _k.ACTIVATIONS[activation], _k.LOSSES[loss], _k.OUTPUTS[output]
 
 
 _INT_MAX = 2**31 - 1  # BLAS takes leading dimensions as C ints
@@ -184,7 +191,12 @@ def _unpack(grad: np.ndarray, W1: np.ndarray, W2: np.ndarray) -> dict:
 
 
 def loss_and_grads(
-    params: dict, X: np.ndarray, Y: np.ndarray, activation: str = "sigmoid", loss: str = "mse"
+    params: dict,
+    X: np.ndarray,
+    Y: np.ndarray,
+    activation: str = "sigmoid",
+    loss: str = "mse",
+    output: str = "sigmoid",
 ) -> tuple[float, dict]:
     """Loss and gradients in one fused parallel pass over the samples.
 
@@ -193,9 +205,10 @@ def loss_and_grads(
     params : dict
         "W1" (n_h, n_x), "b1" (n_h, 1), "W2" (n_y, n_h), "b2" (n_y, 1).
     X, Y : ndarray
-        (n_x, m) and (n_y, m), float32 or float64 (X's dtype decides), any layout.
-    activation, loss : str
-        A key of ``kernels.ACTIVATIONS`` / ``kernels.LOSSES``.
+        (n_x, m) and (n_y, m), float32 or float64 (X's dtype decides), any layout; for
+        a softmax output Y may also be (m,) integer class indices.
+    activation, loss, output : str
+        A key of ``kernels.ACTIVATIONS`` / ``kernels.LOSSES`` / ``kernels.OUTPUTS``.
 
     Returns
     -------
@@ -213,52 +226,61 @@ def loss_and_grads(
     >>> bool(np.isclose(L, reference.loss_and_grads(p, X, Y)[0], rtol=1e-12))
     True
     """
-    act, code = _codes(activation, loss)
+    kind = _kind(activation, loss, output)
     W1, b1, W2, b2, X, Y = _prepare(params, X, Y)
     plan = _plan(W1, W2, X)
     grad, partials = _scratch(W1, W2, plan)
     kernel = _pick(_k.loss_and_grads, _k.loss_and_grads_serial)
     with _LOCK, _blas_threads(plan):
-        total = kernel(grad, partials, W1, b1, W2, b2, X, Y, act, code, plan)
+        total = kernel(grad, partials, W1, b1, W2, b2, X, Y, kind, plan)
     return float(total), _unpack(grad, W1, W2)
 
 
-def predict_proba(params: dict, X: np.ndarray, activation: str = "sigmoid") -> np.ndarray:
-    """A2 = sigmoid(W2 g(W1 X + b1) + b2), shape (n_y, m), in X's dtype (parallel kernel).
+def predict_proba(
+    params: dict, X: np.ndarray, activation: str = "sigmoid", output: str = "sigmoid"
+) -> np.ndarray:
+    """A2 = o(W2 g(W1 X + b1) + b2), shape (n_y, m), in X's dtype (parallel kernel); o the
+    output: sigmoid, softmax or identity.
 
     >>> p = {"W1": np.ones((3, 2)), "b1": np.zeros((3, 1)),
     ...      "W2": np.zeros((1, 3)), "b2": np.zeros((1, 1))}
     >>> predict_proba(p, np.zeros((2, 5)))
     array([[0.5, 0.5, 0.5, 0.5, 0.5]])
     """
-    act, _ = _codes(activation)
+    kind = _kind(activation, output=output)
     W1, b1, W2, b2, X, _ = _prepare(params, X)
     A2 = np.empty((W2.shape[0], X.shape[1]), X.dtype)
     plan = _plan(W1, W2, X)
     kernel = _pick(_k.forward, _k.forward_serial)
     with _LOCK, _blas_threads(plan):
-        kernel(A2, W1, b1, W2, b2, X, act, plan)
+        kernel(A2, W1, b1, W2, b2, X, kind, plan)
     return A2
 
 
 def accuracy(
-    params: dict, X: np.ndarray, Y: np.ndarray, activation: str = "sigmoid"
+    params: dict,
+    X: np.ndarray,
+    Y: np.ndarray,
+    activation: str = "sigmoid",
+    output: str = "sigmoid",
 ) -> tuple[float, int]:
-    """(fraction of entries where A2 > 1/2 agrees with Y > 1/2, entries where A2 is NaN),
-    fused: no A2 array is made.
+    """(fraction right, entries where A2 is NaN), fused: no A2 array is made. Sigmoid:
+    entries where A2 > 1/2 agrees with Y > 1/2; softmax: samples whose argmax is the
+    class index in Y (m,).
 
     >>> p = {"W1": np.ones((3, 2)), "b1": np.zeros((3, 1)),
     ...      "W2": np.ones((1, 3)), "b2": np.zeros((1, 1))}
     >>> accuracy(p, np.ones((2, 4)), np.array([[1.0, 1.0, 0.0, 1.0]]))
     (0.75, 0)
     """
-    act, _ = _codes(activation)
+    kind = _kind(activation, output=output)
+    _check((output == "softmax") == (np.ndim(Y) == 1), "softmax takes class indices (m,)")
     W1, b1, W2, b2, X, Y = _prepare(params, X, Y)
     plan = _plan(W1, W2, X)
     counts = np.empty((plan[2], 2), np.int64)
     kernel = _pick(_k.count_correct, _k.count_correct_serial)
     with _LOCK, _blas_threads(plan):
-        right, nan = kernel(counts, W1, b1, W2, b2, X, Y, act, plan)
+        right, nan = kernel(counts, W1, b1, W2, b2, X, Y, kind, plan)
     return int(right) / Y.size, int(nan)
 
 
@@ -273,6 +295,7 @@ def train_epochs(
     losses_out: np.ndarray,
     *,
     path: str | None = None,
+    output: str = "sigmoid",
 ) -> tuple[int, int]:
     """Run up to n_epochs of full-batch gradient descent W -= lr dW; (n_done, status).
 
@@ -323,7 +346,7 @@ def train_epochs(
         and losses_out.shape[0] >= n_epochs,
         f"losses_out must be 1-D float64 of length >= {n_epochs}",
     )
-    run = epoch_runner(params, X, Y, activation, loss, lr, path=path)
+    run = epoch_runner(params, X, Y, activation, loss, lr, path=path, output=output)
     out = losses_out[:n_epochs]
     direct = out.flags.c_contiguous and out.flags.writeable
     losses = out if direct else np.empty(n_epochs)
@@ -342,6 +365,7 @@ def epoch_runner(
     lr: float,
     *,
     path: str | None = None,
+    output: str = "sigmoid",
 ):
     """Prepare once, then run epochs with little per-call cost: ``run(n, losses)``.
 
@@ -354,7 +378,7 @@ def epoch_runner(
     The trainer uses this so that reporting progress every few epochs costs next to
     nothing (about 1 us per call instead of about 15).
     """
-    act, code = _codes(activation, loss)
+    kind = _kind(activation, loss, output)
     W1, b1, W2, b2, X, Y = _prepare(params, X, Y)
     for key, arr in zip(("W1", "b1", "W2", "b2"), (W1, b1, W2, b2), strict=True):
         if params[key] is not arr:
@@ -393,7 +417,7 @@ def epoch_runner(
         turn = _LOCK if kernel is _k.train_epochs_parallel else contextlib.nullcontext()
         with turn, _blas_threads(plan):
             n_done, status = kernel(
-                losses, partials, W1, b1, W2, b2, X, Y, act, code, lr, n_epochs, plan
+                losses, partials, W1, b1, W2, b2, X, Y, kind, lr, n_epochs, plan
             )
         return int(n_done), int(status)
 
