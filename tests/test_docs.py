@@ -6,6 +6,7 @@ import pytest
 
 import fusedmlp
 import fusedmlp.cli
+import fusedmlp.optimizers
 from fusedmlp import (
     _atomic,
     _compiled,
@@ -25,6 +26,7 @@ from fusedmlp import (
 
 MODULES = [api, trainer, checkpoint, datasets, diagnostics, plots, outofcore, _compiled]
 MODULES += [width, _atomic, _pages, _planar_file, _scaling_point, fusedmlp.cli, files]
+MODULES += [fusedmlp.optimizers]
 
 
 @pytest.mark.parametrize(
