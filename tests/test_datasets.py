@@ -8,9 +8,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fusedmlp import datasets
-from fusedmlp.datasets import DATASETS, blobs, circles, load, moons, planar, quantiles, random
+from fusedmlp.datasets import (
+    DATASETS,
+    blobs,
+    circles,
+    load,
+    moons,
+    planar,
+    quantiles,
+    random,
+    spirals,
+)
 
 ALL = sorted(DATASETS)
+# Sets whose Y is a (1, m) float64 row of 0/1 labels: all but the several-class spirals.
+BINARY = [name for name in ALL if name != "spirals"]
 # Sets whose construction promises label counts that differ by at most one.
 BALANCED = ["planar", "circles", "moons", "blobs", "quantiles"]
 
@@ -81,7 +93,7 @@ def test_planar_large_m_runs():
 # --------------------------------------------------------------------------- #
 # Shared properties
 # --------------------------------------------------------------------------- #
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", BINARY)
 @pytest.mark.parametrize("m", [1, 2, 7, 200])
 def test_shapes_dtypes_labels(name, m):
     _check_xy(*DATASETS[name](m=m), m)
@@ -202,6 +214,89 @@ def test_random_is_uniform_box_and_coin():
 
 
 # --------------------------------------------------------------------------- #
+# spirals: several classes, integer labels
+# --------------------------------------------------------------------------- #
+def _cs231n_spirals(m, classes, noise, seed):
+    """The cs231n loop, with np.array_split's sizes (first m % classes one larger)."""
+    rng = np.random.RandomState(seed)
+    X = np.zeros((m, 2))
+    y = np.zeros(m, dtype="uint8")
+    for j, ix in enumerate(np.array_split(np.arange(m), classes)):
+        n = len(ix)
+        r = np.linspace(0.0, 1, n)
+        t = np.linspace(j * 4, (j + 1) * 4, n) + rng.randn(n) * noise
+        X[ix] = np.c_[r * np.sin(t), r * np.cos(t)]
+        y[ix] = j
+    return X.T, y
+
+
+@pytest.mark.parametrize(
+    ("m", "classes", "noise", "seed"),
+    [(300, 3, 0.2, 1), (301, 3, 0.2, 7), (50, 4, 0.5, 0), (11, 5, 0.0, 2), (2, 3, 0.2, 3)],
+)
+def test_spirals_match_the_classic_loop(m, classes, noise, seed):
+    X, y = spirals(m=m, seed=seed, classes=classes, noise=noise)
+    X_ref, y_ref = _cs231n_spirals(m, classes, noise, seed)
+    # 4 j + 4 linspace(0, 1) and linspace(4 j, 4 j + 4) may differ in the last bit
+    np.testing.assert_allclose(X, X_ref, rtol=0, atol=1e-13)
+    assert y.tolist() == y_ref.tolist()
+
+
+def test_spirals_values_without_noise():
+    X, y = spirals(m=4, classes=2, noise=0.0)
+    # arm 0: r = 0, 1 at theta = 0, 4; arm 1: r = 0, 1 at theta = 4, 8
+    expected = [[0.0, math.sin(4), 0.0, math.sin(8)], [0.0, math.cos(4), 0.0, math.cos(8)]]
+    np.testing.assert_allclose(X, expected, rtol=0, atol=1e-15)
+    assert y.tolist() == [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize("classes", [2, 3, 5, 10])
+@pytest.mark.parametrize("m", [1, 2, 3, 7, 100, 301])
+def test_spirals_shapes_dtypes_and_class_counts(m, classes):
+    X, y = spirals(m=m, classes=classes)
+    assert X.shape == (2, m) and X.dtype == np.float64 and np.all(np.isfinite(X))
+    assert y.shape == (m,) and y.dtype == np.int64
+    # the first m % classes classes take one extra sample, classes in column order
+    base, extra = m // classes, m % classes
+    counts = [base + 1] * extra + [base] * (classes - extra)
+    assert np.bincount(y, minlength=classes).tolist() == counts
+    assert y.tolist() == sorted(y.tolist())
+    assert max(counts) - min(counts) <= 1 and sum(counts) == m
+
+
+def test_spirals_defaults():
+    X, y = spirals()
+    assert X.shape == (2, 300)
+    assert np.bincount(y).tolist() == [100, 100, 100]
+    X2, y2 = spirals(m=300, seed=1, classes=3, noise=0.2)
+    assert np.array_equal(X, X2) and np.array_equal(y, y2)
+
+
+def test_spirals_radius_runs_from_centre_to_one_whatever_the_noise():
+    X, y = spirals(m=90, seed=4, classes=3, noise=0.7)
+    for k in range(3):
+        np.testing.assert_allclose(
+            np.hypot(*X[:, y == k]), np.linspace(0, 1, 30), rtol=0, atol=1e-15
+        )
+
+
+def test_spirals_seed_and_noise():
+    X1, y1 = spirals(m=60, seed=5, classes=4)
+    X2, y2 = spirals(m=60, seed=5, classes=4)
+    X3, y3 = spirals(m=60, seed=6, classes=4)
+    assert np.array_equal(X1, X2) and np.array_equal(y1, y2)
+    assert not np.array_equal(X1, X3) and np.array_equal(y1, y3)
+    # without noise no randomness is left
+    assert np.array_equal(spirals(m=60, seed=5, noise=0)[0], spirals(m=60, seed=6, noise=0)[0])
+
+
+def test_spirals_through_load():
+    X1, y1 = load("spirals", m=40, seed=3, classes=4, noise=0.1)
+    X2, y2 = spirals(m=40, seed=3, classes=4, noise=0.1)
+    assert np.array_equal(X1, X2) and np.array_equal(y1, y2)
+
+
+# --------------------------------------------------------------------------- #
 # Validation
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize("name", ALL)
@@ -229,7 +324,7 @@ def test_bad_seed(name, bad, exc):
         DATASETS[name](seed=bad)
 
 
-@pytest.mark.parametrize("gen", [circles, moons])
+@pytest.mark.parametrize("gen", [circles, moons, spirals])
 @pytest.mark.parametrize(
     ("bad", "exc", "match"),
     [
@@ -255,6 +350,9 @@ def test_bad_noise(gen, bad, exc, match):
         (lambda: blobs(centers=2.0), TypeError, "centers must be an integer"),
         (lambda: quantiles(cov=0.0), ValueError, "cov must be a positive finite number"),
         (lambda: quantiles(classes=1), ValueError, "classes must be an integer >= 2"),
+        (lambda: spirals(classes=1), ValueError, "classes must be an integer >= 2, got 1"),
+        (lambda: spirals(classes=3.0), TypeError, "classes must be an integer"),
+        (lambda: spirals(classes=True), TypeError, "classes must be an integer"),
     ],
 )
 def test_bad_other_params(call, exc, match):
@@ -278,6 +376,7 @@ def test_registry_contents():
         "blobs": blobs,
         "quantiles": quantiles,
         "random": random,
+        "spirals": spirals,
     }
 
 
@@ -311,7 +410,7 @@ def test_module_exports():
 # --------------------------------------------------------------------------- #
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(
-    name=st.sampled_from(ALL),
+    name=st.sampled_from(BINARY),
     m=st.integers(1, 500),
     seed=st.integers(0, 2**32 - 1),
 )

@@ -187,6 +187,157 @@ def test_decision_boundary_rejects_what_it_cannot_draw():
 
 
 # --------------------------------------------------------------------------- #
+# decision_boundary, output="softmax"
+# --------------------------------------------------------------------------- #
+TAB10 = np.array(matplotlib.colormaps["tab10"].colors)
+
+
+def region_rgb(k):
+    """The documented shade of class k's region: tab10 colour k mod 10, 35% from white."""
+    return 1 - 0.35 * (1 - TAB10[k % 10])
+
+
+def band_class(x1):
+    """The class the hand-made band network predicts: 0 left of -1.5, 2 right of 1.5."""
+    return np.where(x1 < -1.5, 0, np.where(x1 > 1.5, 2, 1))
+
+
+@pytest.fixture(scope="module")
+def band_model():
+    # relu hidden units a = max(x1 - 1, 0), b = max(-x1 - 1, 0); Z2 = (b, 0.5, a), so
+    # class 0 wins for x1 < -1.5, class 2 for x1 > 1.5 and class 1 in between
+    p = {
+        "W1": np.array([[1.0, 0.0], [-1.0, 0.0]]),
+        "b1": np.array([[-1.0], [-1.0]]),
+        "W2": np.array([[0.0, 1.0], [0.0, 0.0], [1.0, 0.0]]),
+        "b2": np.array([[0.0], [0.5], [0.0]]),
+    }
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-3, 3, size=(2, 150))
+    y = band_class(X[0])
+    y[:12] = (y[:12] + 1) % 3  # some mistakes, so the accuracy is not 100%
+    return p, X, y
+
+
+def test_softmax_boundary_pixels_show_the_predicted_class(band_model, tmp_path):
+    p, X, y = band_model
+    path = tmp_path / "classes.png"
+    fig = plots.decision_boundary(p, X, y, activation="relu", output="softmax", path=path)
+    assert png_size(path) == (640, 480)
+    img = mpimg.imread(path)
+    ax = fig.axes[0]
+
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    G = np.array(
+        np.meshgrid(np.linspace(x0 + 0.1, x1 - 0.1, 90), np.linspace(y0 + 0.1, y1 - 0.1, 90))
+    ).reshape(2, -1)
+    pix = ax.transData.transform(G.T)
+    data_pix = ax.transData.transform(X.T)
+    gap = np.min(np.linalg.norm(pix[:, None, :] - data_pix[None, :, :], axis=2), axis=1)
+    ok = (gap > 12) & (np.abs(np.abs(G[0]) - 1.5) > 0.15)  # off the samples and the lines
+    rows = np.round(img.shape[0] - pix[ok, 1]).astype(int)
+    cols = np.round(pix[ok, 0]).astype(int)
+    want = band_class(G[0, ok])
+    assert all((want == k).sum() > 100 for k in range(3))
+    got = np.array([rgb_at(img, r, c) for r, c in zip(rows, cols, strict=True)])
+    err = np.abs(got - np.array([region_rgb(k) for k in want])).max(axis=1)
+    assert np.median(err) < 0.01 and np.percentile(err, 99) < 0.03
+    # and each region is nearer its own shade than the others' (the shades are distinct)
+    dist = np.linalg.norm(got[:, None, :] - np.array([region_rgb(k) for k in range(3)]), axis=2)
+    assert np.array_equal(dist.argmin(axis=1), want)
+
+
+def test_softmax_boundary_contents(band_model):
+    p, X, y = band_model
+    fig = plots.decision_boundary(p, X, y, activation="relu", output="softmax")
+    ax, cbar_ax = fig.axes
+    assert cbar_ax.get_ylabel() == "predicted class"
+    acc = np.mean(band_class(X[0]) == y)
+    assert 0.85 < acc < 0.95
+    assert ax.get_title() == f"2-2-3 network, relu + softmax: accuracy {100 * acc:.1f}%"
+
+    # the lines sit where two classes tie: x1 = -1.5 and x1 = 1.5, top to bottom
+    contours = [c for c in ax.collections if isinstance(c, ContourSet)]
+    verts = np.concatenate([path.vertices for cs in contours for path in cs.get_paths()])
+    assert np.abs(np.abs(verts[:, 0]) - 1.5).max() < 1e-9
+    assert (verts[:, 0] < 0).any() and (verts[:, 0] > 0).any()
+    (y0, y1) = ax.get_ylim()
+    assert verts[:, 1].min() - y0 < 0.05 and y1 - verts[:, 1].max() < 0.05
+
+    # one scatter per class holding exactly its samples, in tab10's colour for it
+    scatters = [c for c in ax.collections if not isinstance(c, ContourSet)]
+    assert len(scatters) == 3
+    for k, sc in enumerate(scatters):
+        np.testing.assert_array_equal(sc.get_offsets(), X[:, y == k].T)
+        np.testing.assert_allclose(sc.get_facecolor()[0, :3], TAB10[k])
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["class 0", "class 1", "class 2", "boundary"]
+
+
+def test_softmax_boundary_takes_one_hot_and_label_rows(band_model):
+    p, X, y = band_model
+
+    def drawn(Y):
+        ax = plots.decision_boundary(p, X, Y, activation="relu", output="softmax").axes[0]
+        scatters = [c for c in ax.collections if not isinstance(c, ContourSet)]
+        return ax.get_title(), ax.images[0].get_array(), [s.get_offsets() for s in scatters]
+
+    title, field, points = drawn(y)
+    for Y in (np.eye(3)[:, y], y.reshape(1, -1), y.astype(np.float64), y.astype(np.uint8)):
+        t, f, pts = drawn(Y)
+        assert t == title and np.array_equal(f, field)
+        assert all(np.array_equal(a, b) for a, b in zip(pts, points, strict=True))
+
+
+def test_softmax_boundary_colours_cycle_past_ten_classes():
+    K = 12
+    ang = 2 * np.pi * np.arange(K) / K
+    # hidden units relu(+-x1), relu(+-x2): Z2_k = 3 (cos, sin)(ang_k) . x, a wedge each
+    p = {
+        "W1": np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]),
+        "b1": np.zeros((4, 1)),
+        "W2": 3 * np.stack([np.cos(ang), -np.cos(ang), np.sin(ang), -np.sin(ang)], axis=1),
+        "b2": np.zeros((K, 1)),
+    }
+    X = 2 * np.stack([np.cos(ang), np.sin(ang)])  # one sample in the middle of each wedge
+    fig = plots.decision_boundary(p, X, np.arange(K), activation="relu", output="softmax")
+    ax = fig.axes[0]
+    assert ax.get_title().endswith("accuracy 100.0%")
+    image = ax.images[0]
+    shade = [np.array(image.cmap(image.norm(k))[:3]) for k in range(K)]
+    np.testing.assert_allclose(shade, [region_rgb(k) for k in range(K)])
+    scatters = [c for c in ax.collections if not isinstance(c, ContourSet)]
+    colour = [s.get_facecolor()[0, :3] for s in scatters]
+    shape = [s.get_paths()[0].vertices for s in scatters]
+    # class 10 has class 0's colour but another marker; the first ten all differ
+    np.testing.assert_allclose(colour[10], colour[0])
+    assert not np.array_equal(shape[10], shape[0])
+    assert len({tuple(np.round(c, 6)) for c in colour[:10]}) == 10
+    # the field shows every class, each in its wedge
+    assert sorted(np.unique(image.get_array()).tolist()) == list(range(K))
+
+
+def test_softmax_boundary_rejects_what_it_cannot_draw(band_model):
+    p, X, y = band_model
+    with pytest.raises(ValueError, match=r"unknown output 'softmx'.*Did you mean 'softmax'"):
+        plots.decision_boundary(p, X, y, output="softmx")
+    with pytest.raises(ValueError, match=r"n_y >= 2 outputs.*n_y = 1.*output='sigmoid'"):
+        plots.decision_boundary(fusedmlp.init_params(2, 3, 1, seed=0), X, y, output="softmax")
+    with pytest.raises(ValueError, match=r"n_y = 1 output.*output='softmax'"):
+        plots.decision_boundary(p, X, y)  # a 3-output network drawn as sigmoid
+    bad = y.copy()
+    bad[5] = 3
+    with pytest.raises(ValueError, match=r"whole numbers 0 to 2, but Y\[5\] = 3"):
+        plots.decision_boundary(p, X, bad, activation="relu", output="softmax")
+    with pytest.raises(ValueError, match=r"Y\[0\] = 0.5"):
+        plots.decision_boundary(p, X, np.full(150, 0.5), activation="relu", output="softmax")
+    with pytest.raises(ValueError, match=r"Y has 2 rows.*3 outputs.*\(3, m\)"):
+        plots.decision_boundary(p, X, np.eye(2)[:, y % 2], activation="relu", output="softmax")
+    with pytest.raises(ValueError, match=r"one-hot.*values from 0 to 2"):
+        plots.decision_boundary(p, X, 2 * np.eye(3)[:, y], activation="relu", output="softmax")
+
+
+# --------------------------------------------------------------------------- #
 # loss_curve
 # --------------------------------------------------------------------------- #
 def test_loss_curve(planar_model, tmp_path):
@@ -303,6 +454,10 @@ def test_the_data_is_scanned_once_per_picture(planar_model, monkeypatch):
         _validation, "_scan", lambda name, A, **kw: (seen.append(A), scan(name, A, **kw))[1]
     )
     plots.decision_boundary(params, X, Y, activation="tanh")
+    assert sum(a is X or np.shares_memory(a, X) for a in seen) == 1
+    seen.clear()
+    three = fusedmlp.init_params(2, 4, 3, seed=0)
+    plots.decision_boundary(three, X, Y[0].astype(int), activation="tanh", output="softmax")
     assert sum(a is X or np.shares_memory(a, X) for a in seen) == 1
     seen.clear()
     plots.sweep_grid([(4, params, "tanh")] * 3, X, Y)

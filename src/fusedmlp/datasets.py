@@ -1,9 +1,13 @@
-"""Small two-dimensional binary classification data sets.
+"""Small two-dimensional classification data sets.
 
 Every generator returns ``(X, Y)`` where ``X`` is a float64 array of shape
-``(2, m)`` holding one sample per column and ``Y`` is a float64 array of
-shape ``(1, m)`` holding the labels 0.0 and 1.0. Labels are float64 so they
-can enter the cross-entropy cost and its gradients without a cast.
+``(2, m)`` holding one sample per column. The binary sets (planar, circles,
+moons, blobs, quantiles, random) return ``Y`` as a float64 array of shape
+``(1, m)`` holding the labels 0.0 and 1.0: float64 so they can enter the
+cross-entropy cost and its gradients without a cast. The several-class set
+``spirals`` instead returns its labels as an int64 vector ``y`` of shape
+``(m,)`` holding class indices 0..K-1, the form a softmax network takes
+besides one-hot ``(K, m)``.
 
 All randomness comes from a private ``np.random.RandomState(seed)``, so the
 output depends only on the arguments and the global NumPy RNG is never
@@ -31,6 +35,7 @@ __all__ = [
     "planar",
     "quantiles",
     "random",
+    "spirals",
     "write_planar",
 ]
 
@@ -367,6 +372,73 @@ def random(m: int = 200, seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarr
     return X, Y
 
 
+def _split(m: int, classes: int) -> list[int]:
+    # The first m % classes classes take one extra sample each, as _split_two does.
+    base, extra = divmod(m, classes)
+    return [base + (k < extra) for k in range(classes)]
+
+
+def spirals(
+    m: int = 300, seed: int = DEFAULT_SEED, classes: int = 3, noise: float = 0.2
+) -> tuple[np.ndarray, np.ndarray]:
+    """K interleaved spiral arms, one per class: the classic several-class set.
+
+    Arm ``k`` with ``n`` points has radius ``r = linspace(0, 1, n)`` and angle
+    ``theta = 4 k + 4 r + noise * randn(n)``; its points are
+    ``(r sin theta, r cos theta)``. Every arm starts at the origin and turns
+    through 4 radians. The randn draws are made arm by arm, class 0 first.
+    Arms start 4 radians apart, as in the classic construction, which spreads
+    them well for 3 classes; with more, some arms run close together (for 5,
+    arms k and k + 3 are only 0.57 radians apart) and noise makes them overlap.
+
+    Parameters
+    ----------
+    m : int, default 300
+        Number of samples. Each class gets ``m // classes`` points and the
+        first ``m % classes`` classes one more each, so the counts differ by
+        at most one; with ``m < classes`` the last classes are empty.
+    seed : int, default 1
+        Seed of the private ``RandomState``.
+    classes : int, default 3
+        Number of arms (classes), >= 2.
+    noise : float, default 0.2
+        Standard deviation of the angle noise in radians, finite and >= 0.
+
+    Returns
+    -------
+    X : ndarray of float64, shape (2, m)
+        Samples as columns, in class order (arm 0 first), each arm from the
+        centre outwards.
+    y : ndarray of int64, shape (m,)
+        Class indices 0 .. classes - 1; unlike the binary sets' (1, m) float
+        row. One-hot (classes, m) is ``np.eye(classes)[:, y]``.
+
+    Examples
+    --------
+    >>> X, y = spirals(m=7, noise=0.0)
+    >>> X.shape, y.dtype.name, y.tolist()
+    ((2, 7), 'int64', [0, 0, 0, 1, 1, 2, 2])
+    >>> np.round(X[:, 2], 6).tolist()  # end of arm 0: r = 1, theta = 4
+    [-0.756802, -0.653644]
+    """
+    m = _check_m(m)
+    seed = check_seed(seed)
+    classes = check_count("classes", classes, minimum=2)
+    noise = _check_real("noise", noise)
+    rng = np.random.RandomState(seed)
+    counts = _split(m, classes)
+    X = np.empty((2, m))
+    start = 0
+    for k, n in enumerate(counts):
+        r = np.linspace(0.0, 1.0, n)
+        theta = 4 * k + 4 * r + noise * rng.randn(n)
+        cols = slice(start, start + n)
+        X[0, cols] = r * np.sin(theta)
+        X[1, cols] = r * np.cos(theta)
+        start += n
+    return X, np.repeat(np.arange(classes, dtype=np.int64), counts)
+
+
 DATASETS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
     "planar": planar,
     "circles": circles,
@@ -374,6 +446,7 @@ DATASETS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
     "blobs": blobs,
     "quantiles": quantiles,
     "random": random,
+    "spirals": spirals,
 }
 
 
@@ -397,6 +470,7 @@ def load(
     -------
     X : ndarray of float64, shape (2, m)
     Y : ndarray of float64, shape (1, m)
+        For ``"spirals"``: ndarray of int64, shape (m,), class indices.
 
     Raises
     ------

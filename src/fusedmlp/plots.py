@@ -6,7 +6,8 @@ these functions are safe in scripts, tests and servers. Each returns the ``Figur
 ``path`` to also write it as a PNG of exactly ``figsize * dpi`` pixels.
 
 Shapes follow the rest of fusedmlp: X is (n_x, m) and Y is (n_y, m), one sample per
-column; a picture of a decision boundary needs n_x = 2 (the plane) and n_y = 1.
+column; a picture of a decision boundary needs n_x = 2 (the plane) and either n_y = 1
+(a sigmoid output) or n_y = K >= 2 (a softmax over K classes, ``output="softmax"``).
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ from ._boundary import (
     MAX_POINTS,
     _check_plane_model,
     _draw_boundary,
+    _draw_classes,
     _legend_handles,
+    _true_classes,
+    check_output,
 )
-from ._validation import check_activation, check_count, check_params, check_XY
+from ._validation import check_activation, check_count, check_params, check_XY, params_in
 from .api import _accuracy
 from .trainer import TrainResult
 
@@ -106,8 +110,9 @@ def decision_boundary(
     max_points: int = MAX_POINTS,
     colorbar: bool = True,
     legend: bool = True,
+    output: str = "sigmoid",
 ) -> Figure:
-    """Draw the data over the network's probability field P(y = 1 | x) = A2.
+    """Draw the data over the network's probability field P(y = 1 | x) = A2, or its classes.
 
     The field is evaluated with ``fusedmlp.predict_proba`` (the compiled forward kernel)
     on a ``resolution x resolution`` grid covering the data plus a margin (5% of each
@@ -116,14 +121,26 @@ def decision_boundary(
     dark blue circles and class 1 as dark red triangles; above ``max_points`` samples a
     fixed random subset of that size is drawn (the accuracy still uses all of them).
 
+    With ``output="softmax"`` the network has K >= 2 outputs, one per class, and the field
+    shows the predicted class, the argmax of A2 = softmax(Z2) from the NumPy reference
+    network (``fusedmlp.reference.forward``): one light colour per class (tab10's
+    colours), with black lines between the regions, and the samples in their true class's
+    full colour, each class with its own marker too. Class k takes tab10 colour k mod 10
+    and marker k mod 7: past 10 classes the colours repeat (class 10's region has class
+    0's shade, told apart by the lines between regions and by the markers), and no two
+    of the first 70 classes share both colour and marker. The colour bar then maps the
+    shades to the predicted class, and the accuracy is argmax(A2) against the true class.
+
     Parameters
     ----------
     params : dict
-        Trained {"W1", "b1", "W2", "b2"} of a network with n_x = 2 and n_y = 1.
+        Trained {"W1", "b1", "W2", "b2"} of a network with n_x = 2 and n_y = 1 (n_y = K
+        >= 2 for ``output="softmax"``).
     X : array (2, m)
         Samples, one per column.
     Y : array (1, m) or (m,)
-        Labels 0/1.
+        Labels 0/1. For ``output="softmax"``: integer class labels 0..K-1, shape (m,) or
+        (1, m), or one-hot (K, m), whose largest entry in a column names its class.
     activation : {"sigmoid", "tanh", "relu"}
         The hidden activation the network was trained with.
     path : str or os.PathLike, optional
@@ -143,6 +160,8 @@ def decision_boundary(
         Most samples drawn (>= 1).
     colorbar, legend : bool
         Draw the colour bar and the class legend (a grid of panels shares one of each).
+    output : {"sigmoid", "softmax"}
+        The network's output layer: one sigmoid output, or a softmax over K classes.
 
     Returns
     -------
@@ -152,7 +171,8 @@ def decision_boundary(
     Raises
     ------
     ValueError
-        If the network does not have 2 inputs and 1 output, or X, Y do not match it.
+        If the network does not have 2 inputs and 1 output (K >= 2 outputs for softmax),
+        or X, Y do not match it.
 
     Examples
     --------
@@ -162,13 +182,21 @@ def decision_boundary(
     >>> fig = decision_boundary(res.params, X, Y, activation=res.activation)
     >>> fig.axes[0].get_xlabel(), fig.axes[1].get_ylabel()
     ('x1', 'P(y = 1)')
+    >>> X, y = fusedmlp.datasets.spirals(m=30)  # 3 classes, labels (m,)
+    >>> p = fusedmlp.init_params(2, 5, 3, seed=0)
+    >>> fig = decision_boundary(p, X, y, activation="tanh", output="softmax")
+    >>> fig.axes[1].get_ylabel()
+    'predicted class'
     """
-    p = _check_plane_model(params)
+    output = check_output(output)
+    p = _check_plane_model(params, output)
     activation = check_activation(activation)
     resolution = check_count("resolution", resolution, minimum=2)
     max_points = check_count("max_points", max_points, minimum=1)
     X, Y = check_XY(X, Y, "mse", n_x=2)
-    if Y.shape[0] != 1:
+    if output == "softmax":
+        labels = _true_classes(Y, p["W2"].shape[0])
+    elif Y.shape[0] != 1:
         raise ValueError(
             f"Y must have one row of 0/1 labels, shape (1, m), got shape {Y.shape}; "
             "a decision boundary is drawn for a single binary output."
@@ -179,7 +207,13 @@ def decision_boundary(
         ax = fig.add_subplot()
     else:
         fig = ax.figure
-    _draw_boundary(ax, p, X, Y, activation, title, resolution, max_points, colorbar, legend)
+    if output == "softmax":
+        p = params_in(p, np.float64)
+        _draw_classes(
+            ax, p, X, labels, activation, title, resolution, max_points, colorbar, legend
+        )
+    else:
+        _draw_boundary(ax, p, X, Y, activation, title, resolution, max_points, colorbar, legend)
     if path is not None:
         save_png(fig, path)
     return fig
