@@ -12,6 +12,8 @@ from . import (
     expfn,
     mlp,
     narrow,
+    optim,
+    train,
     wide,
 )
 from .config import BLOCK, ERROR_MODEL, FASTMATH, FASTMATH_ELEMENTARY, N_CHUNKS, SERIAL_MAX_M
@@ -41,6 +43,7 @@ from .mlp import (
     OK,
     OUTPUTS,
     RELU,
+    SCHEDULE_STOP,
     SIGMOID,
     SIGMOID_OUT,
     SOFTMAX,
@@ -54,9 +57,8 @@ from .mlp import (
     loss_and_grads_serial,
     n_params,
     sigmoid_yardstick,
-    train_epochs,
-    train_epochs_parallel,
 )
+from .train import train_batches, train_epochs, train_epochs_parallel
 
 __all__ = [
     "ACTIVATIONS",
@@ -78,6 +80,7 @@ __all__ = [
     "SIGMOID_OUT",
     "SOFTMAX",
     "TANH",
+    "SCHEDULE_STOP",
     "UPDATE_OVERFLOW",
     "blas",
     "config",
@@ -107,6 +110,9 @@ __all__ = [
     "tanh",
     "tanh32",
     "tanh64",
+    "optim",
+    "train",
+    "train_batches",
     "train_epochs",
     "train_epochs_parallel",
     "wide",

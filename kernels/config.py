@@ -2,7 +2,9 @@
 
 Nothing else in ``kernels/`` writes ``fastmath=`` by hand: it uses one of the two flag sets
 below. Both leave out ``nnan`` and ``ninf``, so ``x != x`` and ``np.isfinite`` keep
-working inside the kernels and a NaN can never be optimised away.
+working inside the kernels on values read back from arrays. A test of a value the same
+fastmath function has just computed is another matter: reassoc with nsz lets LLVM fold
+the x - x inside isfinite to 0, so such tests go through ``optim.finite`` (no fastmath).
 
 All kernels are compiled through ``jit`` below, so the JIT options live here too.
 

@@ -42,8 +42,6 @@ caller (fusedmlp._compiled) checks dtypes, shapes and contiguity; a wrong shape 
 out of bounds.
 """
 
-import math
-
 import numpy as np
 from numba import prange
 from numba.core import config as _numba_config
@@ -72,8 +70,9 @@ from .expfn import sigmoid
 __all__ = ["ACTIVATIONS", "CROSS_ENTROPY", "LOSSES", "MSE", "RELU", "SIGMOID", "TANH"]
 __all__ += ["IDENTITY", "OUTPUTS", "SIGMOID_OUT", "SOFTMAX"]
 
-# train_epochs status codes (of the update, _descend)
-OK, NONFINITE_GRADS, UPDATE_OVERFLOW = 0, 1, 2
+# the status codes of training (kernels/train.py): the update's, and the adaptive
+# schedule's stop
+OK, NONFINITE_GRADS, UPDATE_OVERFLOW, SCHEDULE_STOP = 0, 1, 2, 3
 
 _inner = jit()
 _serial = jit(nogil=True)
@@ -346,89 +345,6 @@ def loss_and_grads_serial(grad, partials, W1, b1, W2, b2, X, Y, kind, plan):
         _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan)
     _sum_partials(grad, partials, 0, grad.shape[0])
     return _mean(grad[-1], X.shape[1])
-
-
-@_inner
-def _descend(W1, b1, W2, b2, new, grad, lr):
-    """W -= lr dW for all four parameters, all or nothing; returns a status code.
-
-    NONFINITE_GRADS (nothing changed) if the loss or a gradient in grad is not finite,
-    UPDATE_OVERFLOW (nothing changed) if a new value would not be finite in the
-    parameters' dtype, else OK. new (n_par,) scratch of the parameters' dtype.
-    """
-    for p in range(grad.shape[0]):
-        if not math.isfinite(grad[p]):
-            return NONFINITE_GRADS
-    i = 0
-    for P in (W1, b1, W2, b2):
-        for r in range(P.shape[0]):
-            for c in range(P.shape[1]):
-                new[i] = P[r, c] - lr * grad[i]
-                i += 1
-    for p in range(new.shape[0]):
-        if not math.isfinite(new[p]):
-            return UPDATE_OVERFLOW
-    i = 0
-    for P in (W1, b1, W2, b2):
-        for r in range(P.shape[0]):
-            for c in range(P.shape[1]):
-                P[r, c] = new[i]
-                i += 1
-    return OK
-
-
-@_serial
-def train_epochs(losses, partials, W1, b1, W2, b2, X, Y, kind, lr, n_epochs, plan):
-    """n_epochs of full-batch gradient descent, serial; returns (n_done, status).
-
-    losses (>= n_epochs,) float64 output: losses[e] is the loss before epoch e's update.
-    partials (n_chunk, n_par + 1) float64 scratch. W1, b1, W2, b2 updated in
-    place. X, Y, act, loss, plan as for loss_and_grads; lr the step size.
-
-    Stops at the first epoch whose loss or gradients are not finite (status
-    NONFINITE_GRADS) or whose update would make a parameter non-finite (status
-    UPDATE_OVERFLOW), leaving the parameters as they were before that epoch and its
-    loss in losses[n_done]. Otherwise status OK and n_done = n_epochs. Gradients are
-    those of loss_and_grads (same chunk code, same summation order), without the
-    thread launch per epoch: the fast path for small m.
-    """
-    n_chunk = partials.shape[0]
-    scale = _delta_scale(X, kind[1])
-    scratch = _scratch(W1, W2, X, plan)
-    grad = np.empty(partials.shape[1])
-    new = np.empty(partials.shape[1] - 1, W1.dtype)
-    for e in range(n_epochs):
-        for c in range(n_chunk):
-            _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan)
-        _sum_partials(grad, partials, 0, grad.shape[0])
-        losses[e] = _mean(grad[-1], X.shape[1])
-        status = _descend(W1, b1, W2, b2, new, grad, lr)
-        if status != OK:
-            return e, status
-    return n_epochs, OK
-
-
-@_parallel
-def train_epochs_parallel(losses, partials, W1, b1, W2, b2, X, Y, kind, lr, n_epochs, plan):
-    """train_epochs with each epoch's chunks in parallel: the same chunks, sums and
-    update, so the same bits as train_epochs and as loss_and_grads with an update per epoch,
-    in one kernel call for all n_epochs: no call, lock and update from Python per
-    epoch (measured, ms per epoch, against that loop: 64-32-10 at m = 1797 0.360 vs
-    0.384 in float64; 30-64-1 at m = 10^5 15.0 vs 15.2; the same bits)."""
-    n_chunk = partials.shape[0]
-    scale = _delta_scale(X, kind[1])
-    grad = np.empty(partials.shape[1])
-    new = np.empty(partials.shape[1] - 1, W1.dtype)
-    for e in range(n_epochs):
-        for c in prange(n_chunk):
-            scratch = _scratch(W1, W2, X, plan)
-            _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan)
-        _sum_all(grad, partials)
-        losses[e] = _mean(grad[-1], X.shape[1])
-        status = _descend(W1, b1, W2, b2, new, grad, lr)
-        if status != OK:
-            return e, status
-    return n_epochs, OK
 
 
 @_parallel

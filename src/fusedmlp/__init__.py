@@ -1,7 +1,7 @@
 """fusedmlp: fast, verified training of one-hidden-layer neural networks.
 
 The public surface: ``init_params``, ``train``, ``predict_proba``, ``predict``,
-``accuracy``, checkpoints (``save``, ``load``), the diagnostics ``gradcheck`` and
+``accuracy``, ``score``, checkpoints (``save``, ``load``), the diagnostics ``gradcheck`` and
 ``explain``, the data sets in ``fusedmlp.datasets``, the pictures in ``fusedmlp.plots``
 and the NumPy reference network in ``fusedmlp.reference``.
 
@@ -27,6 +27,7 @@ _WHERE = {
     "init_params": "api",
     "predict": "api",
     "predict_proba": "api",
+    "score": "api",
     "load": "checkpoint",
     "save": "checkpoint",
     "DataChanged": "trainer",
@@ -54,6 +55,7 @@ __all__ = [
     "predict_proba",
     "reference",
     "save",
+    "score",
     "train",
 ]
 assert sorted(__all__) == sorted(_WHERE)  # one list of public names
@@ -61,7 +63,7 @@ assert sorted(__all__) == sorted(_WHERE)  # one list of public names
 
 # submodules that ``fusedmlp.<name>`` also reaches (imported on first use)
 _SUBMODULES = {"api", "checkpoint", "cli", "diagnostics", "kernels", "plots", "scaling"}
-_SUBMODULES |= {"trainer"}
+_SUBMODULES |= {"optimizers", "result", "settings", "trainer"}
 
 
 def __getattr__(name: str):
@@ -85,7 +87,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what static tools see
     from . import datasets, outofcore, reference
-    from .api import accuracy, init_params, predict, predict_proba
+    from .api import accuracy, init_params, predict, predict_proba, score
     from .checkpoint import load, save
     from .diagnostics import GradcheckReport, explain, gradcheck
     from .trainer import DataChanged, TrainingDiverged, TrainResult, train

@@ -9,11 +9,7 @@ so a wrong shape must never reach a kernel; the checks are explicit raises, not
 - X and Y are made C-contiguous (``np.ascontiguousarray`` copies only when needed, so
   F-ordered or strided inputs give the same answer) and Y and the parameters are cast
   to X's dtype, float32 or float64; float32 is computed in float32 with float64 sums.
-- Paths of ``train_epochs``: both run a chunk of epochs in one kernel call; for m up to
-  ``kernels.config.serial_max_m`` (the cost of an epoch below a thread launch's) the
-  serial whole-training kernel, above it the one whose epochs run their chunks in
-  parallel. Both use the same chunking and summation order, so they give the same
-  bits, and both stop at the first non-finite epoch in the same way.
+- Training (``train_epochs``, ``epoch_runner``) is in ``_compiled_train``.
 - Thread safety: Numba's ``workqueue`` threading layer (what numba falls back to when
   neither TBB nor OpenMP is available) aborts the process if two Python threads run
   parallel kernels at once. Every parallel kernel call made here holds ``_LOCK``, which
@@ -284,146 +280,6 @@ def accuracy(
     return int(right) / Y.size, int(nan)
 
 
-def train_epochs(
-    params: dict,
-    X: np.ndarray,
-    Y: np.ndarray,
-    activation: str,
-    loss: str,
-    lr: float,
-    n_epochs: int,
-    losses_out: np.ndarray,
-    *,
-    path: str | None = None,
-    output: str = "sigmoid",
-) -> tuple[int, int]:
-    """Run up to n_epochs of full-batch gradient descent W -= lr dW; (n_done, status).
-
-    Parameters
-    ----------
-    params : dict
-        Updated in place: arrays already C-contiguous, writable and of X's dtype are
-        modified in place; any other entry is replaced by an updated converted copy.
-    X, Y, activation, loss
-        As for ``loss_and_grads``.
-    lr : float
-        Step size.
-    n_epochs : int
-        Epochs to run (the trainer calls this in chunks of epochs for progress).
-    losses_out : ndarray
-        float64, length >= n_epochs: losses_out[e] is the loss before epoch e's update.
-    path : {None, "serial", "parallel"}
-        None picks "serial" (the serial whole-training kernel) for m up to
-        ``kernels.config.serial_max_m`` of the network and "parallel" (each epoch's
-        chunks in parallel, all epochs in one call) above; for tests.
-
-    Returns
-    -------
-    (n_done, status): epochs whose update was applied, and ``kernels.OK`` (0),
-    ``NONFINITE_GRADS`` (1: the loss or a gradient of epoch n_done is not finite) or
-    ``UPDATE_OVERFLOW`` (2: epoch n_done's update would make a parameter non-finite).
-    On a non-zero status the parameters are those before epoch n_done (the last finite
-    state) and losses_out[n_done] holds that epoch's loss (maybe inf or NaN).
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> p = {"W1": rng.normal(size=(4, 2)), "b1": np.zeros((4, 1)),
-    ...      "W2": rng.normal(size=(1, 4)), "b2": np.zeros((1, 1))}
-    >>> X, Y = rng.normal(size=(2, 100)), (rng.random((1, 100)) > 0.5) * 1.0
-    >>> losses = np.empty(50)
-    >>> train_epochs(p, X, Y, "tanh", "cross_entropy", 0.5, 50, losses)
-    (50, 0)
-    >>> bool(losses[-1] < losses[0])
-    True
-    """
-    n_epochs = int(n_epochs)
-    _check(n_epochs >= 0, f"n_epochs must be >= 0, got {n_epochs}")
-    _check(
-        isinstance(losses_out, np.ndarray)
-        and losses_out.ndim == 1
-        and losses_out.dtype == np.float64
-        and losses_out.shape[0] >= n_epochs,
-        f"losses_out must be 1-D float64 of length >= {n_epochs}",
-    )
-    run = epoch_runner(params, X, Y, activation, loss, lr, path=path, output=output)
-    out = losses_out[:n_epochs]
-    direct = out.flags.c_contiguous and out.flags.writeable
-    losses = out if direct else np.empty(n_epochs)
-    n_done, status = run(n_epochs, losses)
-    if not direct:
-        out[:] = losses
-    return n_done, status
-
-
-def epoch_runner(
-    params: dict,
-    X: np.ndarray,
-    Y: np.ndarray,
-    activation: str,
-    loss: str,
-    lr: float,
-    *,
-    path: str | None = None,
-    output: str = "sigmoid",
-):
-    """Prepare once, then run epochs with little per-call cost: ``run(n, losses)``.
-
-    Everything ``train_epochs`` does per call (conversions, shape checks, scratch
-    allocation, the choice of path) happens here once; the returned
-    ``run(n_epochs, losses) -> (n_done, status)`` only calls the kernels, with
-    ``losses`` a C-contiguous float64 array of length >= n_epochs. The parameters are
-    updated in place: entries of ``params`` that were not C-contiguous writable arrays of
-    X's dtype are replaced here by converted copies, which ``run`` then updates.
-    The trainer uses this so that reporting progress every few epochs costs next to
-    nothing (about 1 us per call instead of about 15).
-    """
-    kind = _kind(activation, loss, output)
-    W1, b1, W2, b2, X, Y = _prepare(params, X, Y)
-    for key, arr in zip(("W1", "b1", "W2", "b2"), (W1, b1, W2, b2), strict=True):
-        if params[key] is not arr:
-            params[key] = arr
-    lr = float(lr)
-    m = X.shape[1]
-    if path is None:
-        serial = m <= _k.config.serial_max_m(W1.shape[1], W1.shape[0], W2.shape[0])
-        path = "serial" if serial else "parallel"
-    _check(path in ("serial", "parallel"), f"unknown path {path!r}")
-    plan = _plan(W1, W2, X)
-    grad, partials = _scratch(W1, W2, plan)
-
-    def checked(n_epochs: int, losses: np.ndarray) -> None:
-        # the kernel writes losses[0 .. n_epochs): a short or foreign buffer must stop
-        # here (about 0.3 us), never reach it
-        _check(
-            isinstance(losses, np.ndarray)
-            and losses.ndim == 1
-            and losses.dtype == np.float64
-            and losses.flags.c_contiguous
-            and losses.flags.writeable
-            and 0 <= n_epochs <= losses.shape[0],
-            f"losses must be a writable C-contiguous 1-D float64 array of length >= "
-            f"n_epochs = {n_epochs}",
-        )
-
-    def run(n_epochs: int, losses: np.ndarray) -> tuple[int, int]:
-        checked(n_epochs, losses)
-        if n_epochs == 0:
-            return 0, _k.OK
-        kernel = _k.train_epochs
-        if path == "parallel":
-            kernel = _pick(_k.train_epochs_parallel, _k.train_epochs)
-        # only parallel kernels take turns; serial ones run side by side
-        turn = _LOCK if kernel is _k.train_epochs_parallel else contextlib.nullcontext()
-        with turn, _blas_threads(plan):
-            n_done, status = kernel(
-                losses, partials, W1, b1, W2, b2, X, Y, kind, lr, n_epochs, plan
-            )
-        return int(n_done), int(status)
-
-    return run
-
-
 def sigmoid_yardstick(params: dict, X: np.ndarray) -> float:
     """Time-only kernel: the network's n_h + n_y sigmoids per sample and nothing else.
 
@@ -434,3 +290,7 @@ def sigmoid_yardstick(params: dict, X: np.ndarray) -> float:
     partials = np.empty((_k.config.narrow_plan(X.shape[1])[2], 1))
     with _LOCK:  # a timing tool: no serial twin
         return float(_k.sigmoid_yardstick(partials, W1, b1, W2, b2, X))
+
+
+# the training runners live in their own module; these names keep ``_compiled.train_epochs``
+from ._compiled_train import epoch_runner, train_epochs  # noqa: E402, F401

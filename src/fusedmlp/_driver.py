@@ -2,8 +2,8 @@
 
 Python drives the epochs, the kernels do the arithmetic. Epochs run in calls of several
 epochs each to a runner (the compiled ``_compiled.epoch_runner`` or the reference
-``numpy_epochs``), both with one contract: ``run(first, params, X, Y, activation, loss,
-lr, n_epochs, losses_out) -> (n_done, status)``, params updated in place, stopping
+``numpy_runner``), both with one contract: ``run(n_epochs, losses_out, first) ->
+(n_done, status)``, the parameters and the optimizer's state updated in place, stopping
 before the update of the first non-finite epoch. Between calls the driver logs, calls
 the callback, checks early stopping, the data files and Ctrl-C; call lengths adapt so
 that each takes about ``CALL_SECONDS``, which keeps the per-call cost negligible and
@@ -22,104 +22,95 @@ import time
 import numpy as np
 
 from . import _compiled, outofcore, reference
+from ._optstate import OptState
 from ._validation import PARAM_NAMES
 from .kernels import NONFINITE_GRADS as NONFINITE_LOSS  # status codes: the kernels' own
-from .kernels import OK, UPDATE_OVERFLOW
+from .kernels import OK, SCHEDULE_STOP, UPDATE_OVERFLOW  # noqa: F401
 
 CALL_SECONDS = 0.05  # target length of one runner call
 
 # ---------------------------------------------------------------------------
-# runners: n_epochs of gradient descent, params updated in place -> (n_done, status)
+# runners: run(n_epochs, losses_out, first) -> (n_done, status), params and state
+# updated in place
 
 
 def numpy_epochs(p, X, Y, activation, loss, lr, n_epochs, losses_out):
-    """The reference runner; same contract as ``_compiled.train_epochs``."""
-    # overflow is detected and reported by the driver; numpy's warnings would be noise
-    with np.errstate(over="ignore", invalid="ignore"):
-        for i in range(n_epochs):
-            L, g = reference.loss_and_grads(p, X, Y, activation, loss)
-            losses_out[i] = L
-            status = _apply(p, g, lr, L)
-            if status != OK:
-                return i, status
-    return n_epochs, OK
+    """n_epochs of plain full-batch gradient descent by the reference (the benchmarks'
+    and the scaling experiment's NumPy baseline); same contract as
+    ``_compiled.train_epochs``."""
+    from ._compiled_train import gd_state
+
+    state = gd_state(p, activation, loss, "sigmoid", lr)
+    return numpy_runner(p, X, Y, state)(n_epochs, losses_out)
 
 
-def _apply(p, g, lr, L):
-    """p -= lr g, all or nothing; the status says why not."""
-    if not (math.isfinite(L) and all(np.isfinite(v).all() for v in g.values())):
-        return NONFINITE_LOSS
-    new = {k: p[k] - lr * g["d" + k] for k in PARAM_NAMES}
-    if not all(np.isfinite(v).all() for v in new.values()):
-        return UPDATE_OVERFLOW
-    for k in PARAM_NAMES:
-        p[k][...] = new[k]
-    return OK
-
-
-def make_runner(backend, batch_size, seed, p, X, Y, activation, loss, lr, stop=None):
-    """The runner for these settings: run(first, p, X, Y, activation, loss, lr, n, out).
+def numpy_runner(p, X, Y, state: OptState, stop=None):
+    """The reference runner for ``state``'s settings: full batch, or shuffled
+    mini-batches in the compiled runner's order (the same permutations, the same
+    updates, so the two backends agree to rounding).
 
     ``stop()`` (optional) is asked between mini-batches: an epoch cut short is undone
-    and not counted, so that it can be run again whole (resume gives the same bits).
+    (parameters and optimizer state) and not counted, so that it can be run again whole
+    and resuming gives the same bits.
     """
-    if batch_size is not None:
-        return minibatch_runner(backend, batch_size, seed, stop)
-    if backend == "numpy":
+    s = state.settings
+    m = X.shape[1]
+    if Y.ndim == 1:  # class indices: the reference takes one-hot columns
+        Y = reference.one_hot(Y, p["W2"].shape[0], X.dtype)
+    batch = s.batch_size if s.batch_size is not None and s.batch_size < m else None
 
-        def run(first, *args):  # full batch: every epoch is the same computation
-            return numpy_epochs(*args)
+    def update(Xb, Yb):
+        """(loss, status) of one update from the samples Xb, Yb."""
+        L, g = reference.loss_and_grads(p, Xb, Yb, s.activation, s.loss, s.output, s.alpha)
+        if not math.isfinite(L):
+            return L, NONFINITE_LOSS
+        return L, state.step(p, g)
 
-        return run
-    # prepared once: a call then costs ~1 us, so progress every few epochs is free
-    compiled_run = _compiled.epoch_runner(p, X, Y, activation, loss, lr)
+    def epoch(i):
+        """(loss, status) of epoch i; status None when stop() cut it short."""
+        if batch is None:
+            return update(X, Y)
+        order = np.random.default_rng([s.seed, i]).permutation(m)
+        at_start = (_snapshot(p), state.arrays()) if stop is not None else None
+        total = 0.0
+        for start in range(0, m, batch):
+            if start and stop is not None and stop():
+                _restore(p, state, at_start)
+                return 0.0, None
+            idx = order[start : start + batch]
+            L, status = update(X[:, idx], Y[:, idx])
+            if status != OK:
+                return L, status
+            total += L * len(idx)
+        return total / m, OK
 
-    def run(first, p, X, Y, activation, loss, lr, n, losses_out):
-        return compiled_run(n, losses_out)
-
-    return run
-
-
-def minibatch_runner(backend, batch_size, seed, stop=None):
-    """A runner doing mini-batch epochs: a fresh permutation per epoch from (seed, epoch).
-
-    An epoch of many small batches can take seconds, so ``stop()`` is asked after every
-    batch; when it says yes, the parameters go back to the epoch's start and the run
-    returns the epochs completed before it.
-    """
-
-    def step(p, Xb, Yb, activation, loss, lr, out):
-        """One gradient step on one batch: (status); out[0] = the batch's loss."""
-        if backend == "numpy":
-            return numpy_epochs(p, Xb, Yb, activation, loss, lr, 1, out)[1]
-        # the compiled runner picks the serial kernel for small batches: no thread
-        # launch per batch
-        return _compiled.train_epochs(p, Xb, Yb, activation, loss, lr, 1, out)[1]
-
-    def run(first, p, X, Y, activation, loss, lr, n_epochs, losses_out):
-        m = X.shape[1]
-        out = np.zeros(1)
-        for i in range(n_epochs):
-            # the permutation depends on (seed, epoch) only, so a resumed run
-            # shuffles exactly as an uninterrupted one
-            order = np.random.default_rng([seed, first + i]).permutation(m)
-            at_start = _snapshot(p) if stop is not None else None
-            total = 0.0
-            for start in range(0, m, batch_size):
-                if start and stop is not None and stop():
-                    for k in p:
-                        p[k][...] = at_start[k]
+    def run(n_epochs, losses_out, first=0):
+        # overflow is detected and reported by the driver; numpy's warnings would be noise
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            for i in range(n_epochs):
+                L, status = epoch(first + i)
+                if status is None:
                     return i, OK
-                idx = order[start : start + batch_size]
-                status = step(p, X[:, idx], Y[:, idx], activation, loss, lr, out)
+                losses_out[i] = L
                 if status != OK:
-                    losses_out[i] = out[0]
                     return i, status
-                total += out[0] * len(idx)
-            losses_out[i] = total / m
+                if state.epoch_end(L, first + i, m):
+                    return i + 1, SCHEDULE_STOP
         return n_epochs, OK
 
     return run
+
+
+def make_runner(backend, p, X, Y, state: OptState, stop=None):
+    """The runner for these settings: ``run(n_epochs, losses_out, first)``."""
+    if backend == "numpy":
+        return numpy_runner(p, X, Y, state, stop)
+    s = state.settings
+    # prepared once: a call then costs ~1 us, so progress every few epochs is free
+    return _compiled.epoch_runner(
+        p, X, Y, s.activation, s.loss, output=s.output, state=state,
+        batch_size=s.batch_size, seed=s.seed,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -255,53 +246,55 @@ def _snapshot(p: dict) -> dict:
     return {k: v.copy() for k, v in p.items()}
 
 
-def drive(run, result, buf, X, Y, first, last, settings, ctrl_c):
+def _restore(p: dict, state: OptState, saved: tuple) -> None:
+    """Parameters and optimizer state back to a (_snapshot(p), state.arrays()) pair."""
+    for k in p:
+        p[k][...] = saved[0][k]
+    state.restore(saved[1])
+
+
+def drive(run, result, buf, X, Y, first, last, settings, ctrl_c, state, holdout=None):
     """Epochs [first, last) in runner calls; returns (epochs done in total, status).
 
     ``settings``: tol, patience, verbose, log_every, callback (as train's); ``ctrl_c`` the
-    CtrlC in force. ``status`` is a kernels status code, or the FileWatch's message when
-    a memory-mapped data file changed.
+    CtrlC in force; ``state`` the optimizer's (restored with the parameters when early
+    stopping replays a call); ``holdout`` the validation (``_holdout.Holdout``), which
+    makes every call one epoch long so that each epoch is scored. ``status`` is a
+    kernels status code, or the FileWatch's message when a memory-mapped data file
+    changed.
     """
     tol, patience, verbose, log_every, callback = settings
     p = result.params
-    act, loss, lr = result.activation, result.loss, result.lr
     progress = Progress(verbose, last, first, X.shape[1])
-    early = None if tol is None else EarlyStop(tol, patience)
+    early = None if tol is None or holdout is not None else EarlyStop(tol, patience)
     watch = outofcore.FileWatch(X=X, Y=Y)
     own = dict(p)  # the arrays the runner updates; a callback's replacements go into them
     aligned = callback is not None or progress.lines
     done, status, size = first, OK, 1
     try:
         while done < last and status == OK and not ctrl_c.hit:
-            n = min(size, last - done)
+            n = 1 if holdout is not None else min(size, last - done)
             if aligned:
                 # calls end right after each logged epoch (0, log_every, ...), so the
                 # callback sees the parameters after that epoch's update
                 next_log = -(-done // log_every) * log_every
                 n = min(n, next_log + 1 - done)
             losses = buf.ensure(done + n)
-            before = _snapshot(p) if early is not None else None
             t0 = time.perf_counter()
             try:
-                n_done, status = run(done, p, X, Y, act, loss, lr, n, losses[done : done + n])
+                n_done, status = _call(run, early, p, state, losses, done, n, result)
             except KeyboardInterrupt:  # not the main thread: no handler of ours
                 result.interrupted = True
                 break
             took = time.perf_counter() - t0
-            if early is not None:
-                stop = early.check(losses, done, done + n_done)
-                if stop >= 0:
-                    # replay from the snapshot so the result ends exactly at the
-                    # stop epoch, whatever the call boundaries were
-                    for k in p:
-                        p[k][...] = before[k]
-                    n = stop + 1 - done
-                    run(done, p, X, Y, act, loss, lr, n, losses[done : stop + 1])
-                    n_done, status = stop + 1 - done, OK
-                    result.stop_epoch = stop
             done += n_done
+            if status == SCHEDULE_STOP:  # the adaptive rate reached its floor
+                status, result.stop_epoch = OK, done - 1
             progress.update(n_done, done - 1, float(losses[done - 1]) if done else 0.0)
             last_epoch = done - 1
+            if holdout is not None and n_done and status == OK:
+                if holdout.record(last_epoch, p) and result.stop_epoch is None:
+                    result.stop_epoch = last_epoch  # no better validation score for long
             if n_done and last_epoch % log_every == 0 and status == OK:
                 progress.line(last_epoch, float(losses[last_epoch]))
                 if callback is not None and _call_back(callback, last_epoch, losses, p, own):
@@ -318,6 +311,23 @@ def drive(run, result, buf, X, Y, first, last, settings, ctrl_c):
     finally:
         progress.close()
     return done, status
+
+
+def _call(run, early, p, state, losses, done, n, result) -> tuple[int, int]:
+    """One runner call of n epochs from epoch ``done``; with early stopping, cut back to
+    the stop epoch when it falls inside the call: (epochs done, status)."""
+    before = (_snapshot(p), state.arrays()) if early is not None else None
+    n_done, status = run(n, losses[done : done + n], done)
+    if early is not None:
+        stop = early.check(losses, done, done + n_done)
+        if stop >= 0:
+            # replay from the snapshot so the result ends exactly at the stop epoch,
+            # whatever the call boundaries were
+            _restore(p, state, before)
+            run(stop + 1 - done, losses[done : stop + 1], done)
+            n_done, status = stop + 1 - done, OK
+            result.stop_epoch = stop
+    return n_done, status
 
 
 def _next_size(size: int, n_done: int, took: float) -> int:

@@ -46,6 +46,10 @@ def check_loss(loss: object) -> str:
     return _choice("loss", loss, LOSSES)
 
 
+def check_output(output: object) -> str:
+    return _choice("output", output, ("sigmoid", "softmax", "identity"))
+
+
 def check_backend(backend: object) -> str:
     return _choice("backend", backend, BACKENDS)
 

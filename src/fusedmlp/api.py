@@ -1,4 +1,5 @@
-"""The user's surface besides training: init_params, predict_proba, predict, accuracy."""
+"""The user's surface besides training: init_params, predict_proba, predict, accuracy,
+score."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import warnings
 
 import numpy as np
 
-from . import _compiled, reference
+from . import _compiled, _holdout, reference
+from ._data import check_targets
+from ._holdout import r2
 from ._validation import (
     check_activation,
     check_backend,
     check_count,
-    check_data_for,
     check_network_size,
+    check_output,
     check_params,
     check_seed,
     check_X,
@@ -83,12 +86,12 @@ def init_params(
     }
 
 
-def _forward(p, X, activation, backend):
+def _forward(p, X, activation, backend, output="sigmoid"):
     if backend == "numpy":
         with np.errstate(over="ignore", invalid="ignore"):  # reported below, once
-            A2 = reference.predict_proba(p, X, activation)
+            A2 = reference.predict_proba(p, X, activation, output)
     else:
-        A2 = _compiled.predict_proba(p, X, activation)
+        A2 = _compiled.predict_proba(p, X, activation, output)
     bad = int(np.count_nonzero(np.isnan(A2)))
     if bad:
         _warn_nan(bad, A2.size, A2.dtype)
@@ -105,36 +108,60 @@ def _warn_nan(bad: int, size: int, dtype) -> None:
     )
 
 
-def _checked_model(params, X, activation):
+def _checked_model(params, X, activation, output="sigmoid", Y=None):
+    """(params in X's dtype, X, activation, output), or with Y given (params, X, Y, ...)
+    with Y checked for the output and the network."""
     activation = check_activation(activation)
+    output = check_output(output)
     p = check_params(params)
-    X = check_X(X, n_x=p["W1"].shape[1])
-    return params_in(p, work_dtype(X)), X, activation
+    if output == "softmax" and p["W2"].shape[0] < 2:
+        raise ValueError(
+            f"output='softmax' needs at least 2 outputs, but W2 is {p['W2'].shape}; use "
+            "output='sigmoid' for one."
+        )
+    if Y is None:
+        X = check_X(X, n_x=p["W1"].shape[1])
+        return params_in(p, work_dtype(X)), X, activation, output
+    X, Y = check_targets(X, Y, output, "mse", p=p, training=False)
+    return params_in(p, work_dtype(X)), X, Y, activation, output
 
 
 def predict_proba(
-    params: dict, X: np.ndarray, *, activation: str = "sigmoid", backend: str = "numba"
+    params: dict,
+    X: np.ndarray,
+    *,
+    activation: str = "sigmoid",
+    output: str = "sigmoid",
+    backend: str = "numba",
 ) -> np.ndarray:
-    """Output probabilities A2 = sigmoid(Z2), shape (n_y, m), in X's working dtype.
+    """The outputs A2, shape (n_y, m), in X's working dtype: probabilities for a sigmoid
+    (each output its own) or softmax output (each column sums to 1), values for identity.
 
     ``backend="numba"`` evaluates with the compiled blocked forward kernel (parallel,
     no array of size n_h x m), ``"numpy"`` with the reference.
 
     Examples
     --------
-    >>> p = init_params(2, 4, 1, seed=0)
-    >>> predict_proba(p, np.zeros((2, 3))).shape
-    (1, 3)
+    >>> p = init_params(2, 4, 3, seed=0)
+    >>> predict_proba(p, np.zeros((2, 2)), output="softmax").sum(axis=0).round(12)
+    array([1., 1.])
     """
     backend = check_backend(backend)
-    p, X, activation = _checked_model(params, X, activation)
-    return _forward(p, X, activation, backend)
+    p, X, activation, output = _checked_model(params, X, activation, output)
+    return _forward(p, X, activation, backend, output)
 
 
 def predict(
-    params: dict, X: np.ndarray, *, activation: str = "sigmoid", backend: str = "numba"
+    params: dict,
+    X: np.ndarray,
+    *,
+    activation: str = "sigmoid",
+    output: str = "sigmoid",
+    backend: str = "numba",
 ) -> np.ndarray:
-    """Labels 0/1 (A2 > 0.5) as int8, shape (n_y, m).
+    """Predictions: for sigmoid, labels 0/1 (A2 > 0.5) as int8, shape (n_y, m); for
+    softmax, class indices (argmax over the outputs) as int64, shape (m,); for
+    identity, the values A2, shape (n_y, m).
 
     Examples
     --------
@@ -142,8 +169,16 @@ def predict(
     >>> p["b2"][:] = -1.0  # pushes every output below 0.5
     >>> predict(p, np.zeros((2, 3))).tolist()
     [[0, 0, 0]]
+    >>> q = init_params(2, 4, 3, seed=0)
+    >>> q["b2"][1] = 5.0  # class 1 wins everywhere
+    >>> predict(q, np.zeros((2, 3)), output="softmax").tolist()
+    [1, 1, 1]
     """
-    A2 = predict_proba(params, X, activation=activation, backend=backend)
+    A2 = predict_proba(params, X, activation=activation, output=output, backend=backend)
+    if output == "softmax":
+        return A2.argmax(axis=0).astype(np.int64)
+    if output == "identity":
+        return A2
     return (A2 > 0.5).astype(np.int8)
 
 
@@ -153,9 +188,12 @@ def accuracy(
     Y: np.ndarray,
     *,
     activation: str = "sigmoid",
+    output: str = "sigmoid",
     backend: str = "numba",
 ) -> float:
-    """Fraction of entries of Y that ``predict`` gets right (Y thresholded at 0.5).
+    """Fraction that ``predict`` gets right: for sigmoid, the entries of Y thresholded
+    at 0.5; for softmax, the samples whose class (Y's class index (m,), or the argmax of
+    its one-hot column) is the predicted one. Not defined for identity (use ``score``).
 
     Examples
     --------
@@ -163,23 +201,55 @@ def accuracy(
     >>> accuracy(p, np.zeros((2, 4)), np.array([[0, 0, 1, 1]]))
     0.5
     """
-    activation = check_activation(activation)
     backend = check_backend(backend)
-    p = check_params(params)
-    X, Y = check_data_for(p, X, Y, "mse")
-    return _accuracy(params_in(p, work_dtype(X)), X, Y, activation, backend)
+    if output == "identity":
+        raise ValueError(
+            "accuracy compares class labels; an identity output predicts values: use "
+            "fusedmlp.score (R^2) for regression."
+        )
+    p, X, Y, activation, output = _checked_model(params, X, activation, output, Y)
+    return _accuracy(p, X, Y, activation, backend, output)
 
 
-def _accuracy(p: dict, X: np.ndarray, Y: np.ndarray, activation: str, backend="numba") -> float:
+def _accuracy(p, X, Y, activation: str, backend="numba", output="sigmoid") -> float:
     """accuracy on inputs already validated (no second scan of the data).
 
     The compiled backend counts in one fused pass without making A2 (at m = 10^7 it
-    costs about one forward pass); both backends threshold the same A2 at 1/2.
+    costs about one forward pass); both backends threshold (or take the argmax of) the
+    same A2.
     """
+    if output == "softmax" and Y.ndim == 2:
+        Y = Y.argmax(axis=0)
     if backend == "numba":
-        acc, nan = _compiled.accuracy(p, X, Y, activation)
+        acc, nan = _compiled.accuracy(p, X, Y, activation, output)
         if nan:
             _warn_nan(nan, Y.size, X.dtype)
         return acc
-    A2 = _forward(p, X, activation, backend)
-    return float(np.mean((A2 > 0.5) == (Y > 0.5)))
+    A2 = _forward(p, X, activation, backend, output)
+    return _holdout.score(A2, Y, output)
+
+
+def score(
+    params: dict,
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    activation: str = "sigmoid",
+    output: str = "sigmoid",
+    backend: str = "numba",
+) -> float:
+    """scikit-learn's score: ``accuracy`` for sigmoid and softmax outputs, R^2 for
+    identity (1 - residual / total sum of squares, averaged over the outputs).
+
+    Examples
+    --------
+    >>> p = init_params(1, 4, 1, seed=0)
+    >>> p["W2"][:] = 0.0; p["b2"][:] = 2.0  # predicts 2 everywhere: the mean of Y
+    >>> score(p, np.zeros((1, 3)), np.array([1.0, 2.0, 3.0]), output="identity")
+    0.0
+    """
+    if output != "identity":
+        return accuracy(params, X, Y, activation=activation, output=output, backend=backend)
+    backend = check_backend(backend)
+    p, X, Y, activation, output = _checked_model(params, X, activation, output, Y)
+    return r2(_forward(p, X, activation, backend, output), Y)

@@ -46,13 +46,15 @@ from ._validation import (
     check_params,
     check_seed,
 )
-from .trainer import TrainResult
+from .result import TrainResult
+from .settings import Settings
 
 __all__ = ["check_target", "load", "save"]
 
 FORMAT = "fusedmlp-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: the settings, the optimizer's state and the validation record
 _ARRAYS = (*PARAM_NAMES, "losses")
+_OPTIONAL = ("moments", "clock", "val_losses", "val_scores")  # version 2, when the run had them
 # what a file's contents (or a result about to be written) can raise while being checked
 _CONTENT_ERRORS = (KeyError, TypeError, ValueError, OverflowError, RecursionError)
 
@@ -75,6 +77,11 @@ def _encode(result: TrainResult) -> tuple[dict, str]:
     arrays = {k: np.asarray(params[k]) for k in PARAM_NAMES}
     losses = np.asarray(result.losses)
     arrays["losses"] = losses.astype(np.float64) if losses.dtype.kind in "biuf" else losses
+    for key, value in (result.state or {}).items():
+        arrays[key] = np.asarray(value)
+    if result.val_scores is not None:
+        arrays["val_losses"] = np.asarray(result.val_losses)
+        arrays["val_scores"] = np.asarray(result.val_scores)
     W1, W2 = arrays["W1"], arrays["W2"]
     # malformed parameters leave sizes None; _validate reports the parameters first
     ok = W1.ndim == 2 and W2.ndim == 2
@@ -92,6 +99,8 @@ def _encode(result: TrainResult) -> tuple[dict, str]:
         "backend": result.backend,
         "interrupted": result.interrupted,
         "stop_epoch": result.stop_epoch,
+        "best_epoch": result.best_epoch,
+        "settings": result.current_settings().to_dict(),
         "versions": {
             "fusedmlp": __version__,
             "numpy": np.__version__,
@@ -176,12 +185,52 @@ def _validate(arrays: dict, text: str) -> TrainResult:
         interrupted=interrupted,
         stop_epoch=stop_epoch,
         info=dict(info, saved_versions=config.get("versions", {})),
+        settings=_settings(config),
     )
+    _extras(result, arrays, config, epochs)
     if result.sizes != expected:
         raise ValueError(
             f"parameters have sizes {result.sizes} but the configuration says {expected}"
         )
     return result
+
+
+def _settings(config: dict) -> Settings | None:
+    """The run's settings (version 2), checked as train's arguments are."""
+    values = config.get("settings")
+    if values is None:  # version 1: what the flat entries say (gradient descent)
+        return None
+    if not isinstance(values, dict):
+        raise TypeError(f"settings must be a dict, got {type(values).__name__}")
+    return Settings.from_dict(values)
+
+
+def _extras(result: TrainResult, arrays: dict, config: dict, epochs: int) -> None:
+    """The optimizer's state and the validation record, checked, into result."""
+    if "moments" in arrays or "clock" in arrays:
+        state = {"moments": arrays.get("moments"), "clock": arrays.get("clock")}
+        n_par = sum(result.params[k].size for k in PARAM_NAMES)
+        for key, shape in (("moments", (2, n_par)), ("clock", (5,))):
+            a = state[key]
+            if a is None or a.dtype != np.float64 or a.shape != shape:
+                got = "nothing" if a is None else f"{a.dtype} {a.shape}"
+                raise ValueError(f"the optimizer's {key} must be float64 {shape}, got {got}")
+        if not np.isfinite(state["moments"]).all() or np.isnan(state["clock"]).any():
+            raise ValueError("the optimizer's state holds NaN or inf")
+        result.state = state
+    if "val_scores" in arrays or "val_losses" in arrays:
+        vl, vs = arrays.get("val_losses"), arrays.get("val_scores")
+        if vl is None or vs is None or vl.dtype.kind != "f" or vs.dtype.kind != "f":
+            raise ValueError("val_losses and val_scores must both be float arrays")
+        if vl.ndim != 1 or vs.shape != vl.shape or len(vl) > epochs:
+            raise ValueError(
+                f"val_losses {vl.shape} and val_scores {vs.shape} must be 1-D, of one "
+                f"length, at most the {epochs} epochs"
+            )
+        result.val_losses, result.val_scores = vl.astype(np.float64), vs.astype(np.float64)
+    best = config.get("best_epoch")
+    if best is not None:
+        result.best_epoch = check_count("best_epoch", best, minimum=0)
 
 
 def _parse_config(text: str) -> dict:
@@ -373,7 +422,8 @@ def load(path: str | os.PathLike) -> TrainResult:
             missing = [k for k in _ARRAYS if k not in names]
             if missing:
                 raise _bad(path, f"it lacks {missing}")
-            data = {k: npz[k] for k in (*_ARRAYS, "config")}  # reads (and CRC-checks) all
+            keys = (*_ARRAYS, *(k for k in _OPTIONAL if k in names), "config")
+            data = {k: npz[k] for k in keys}  # reads (and CRC-checks) all
     except MemoryError as exc:  # a damaged header can claim an enormous array
         raise _bad(path, f"reading it needs more memory than is free ({exc})") from exc
     except (

@@ -214,6 +214,13 @@ def loss_and_grads(
     return L, backward(params, X, Y, cache, activation, loss, None, output, alpha)
 
 
+def one_hot(labels: np.ndarray, n_classes: int, dtype=np.float64) -> np.ndarray:
+    """Class indices (m,) as one-hot columns (n_classes, m): Y[labels[j], j] = 1."""
+    Y = np.zeros((n_classes, labels.shape[0]), dtype)
+    Y[labels, np.arange(labels.shape[0])] = 1
+    return Y
+
+
 def predict_proba(
     params: dict, X: np.ndarray, activation: str = "sigmoid", output: str = "sigmoid"
 ) -> np.ndarray:

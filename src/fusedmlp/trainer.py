@@ -1,175 +1,39 @@
-"""``train``: checks its arguments, sets up the parameters and data, and hands the epochs
-to the driver (``_driver``); its result, ``TrainResult``, and the errors it raises.
+"""``train``: checks its arguments once (into a ``Settings``), sets up the parameters,
+data and optimizer state, and hands the epochs to the driver (``_driver``). Its result,
+``TrainResult``, and the errors it raises live in ``fusedmlp.result``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
-import numbers
-from dataclasses import dataclass, field
 
 import numba
 import numpy as np
 
-from . import _driver
+from . import _data, _driver
+from ._holdout import Holdout
+from ._optstate import LR, LR0, OptState
 from ._validation import (
-    check_activation,
     check_backend,
     check_count,
-    check_data_for,
-    check_loss,
-    check_lr,
     check_network_size,
     check_params,
-    check_seed,
-    check_XY,
     params_in,
     warn_copy,
     work_dtype,
 )
 from .kernels import OK, UPDATE_OVERFLOW
+from .result import DataChanged, TrainingDiverged, TrainResult
+from .settings import Settings
 
+__all__ = ["DataChanged", "TrainResult", "TrainingDiverged", "train"]
 
-class TrainingDiverged(FloatingPointError):
-    """Training produced a non-finite loss or parameter.
-
-    Attributes
-    ----------
-    epoch : int
-        The epoch at which it happened (0-based, counting any resumed epochs).
-    params : dict
-        The parameters at the start of the failing epoch. They are all finite: the
-        update that would have overflowed is never applied, so nothing trained before
-        the failure is lost (their own loss may be the non-finite one).
-    losses : ndarray
-        The losses of the epochs before ``epoch``.
-    result : TrainResult
-        Everything up to the failure as a result, ready for ``fusedmlp.save``.
-    """
-
-    def __init__(self, message: str, *, epoch: int, result: TrainResult):
-        super().__init__(message)
-        self.epoch = epoch
-        self.result = result
-        self.params = result.params
-        self.losses = result.losses
-
-
-class DataChanged(RuntimeError):
-    """A memory-mapped data file changed while training read it.
-
-    Training stops at the next check (every call of about 50 ms) instead of going on
-    with changed data (a truncated file would kill the process with SIGBUS; see
-    ``fusedmlp.outofcore``). ``.result`` holds everything trained up to ``.epoch``.
-    """
-
-    def __init__(self, message: str, *, epoch: int, result: TrainResult):
-        super().__init__(message)
-        self.epoch = epoch
-        self.result = result
-
-
-@dataclass
-class TrainResult:
-    """What ``train`` returns (and ``fusedmlp.load`` reads back).
-
-    Attributes
-    ----------
-    params : dict
-        Trained parameters {"W1", "b1", "W2", "b2"}.
-    losses : ndarray of float64, shape (epochs,)
-        ``losses[i]`` is the cost of the forward pass of epoch i, before its update (with
-        mini-batches: the mean over the epoch's batches, each before its own update).
-    interrupted : bool
-        True when Ctrl-C stopped training early; params and losses are consistent.
-    stop_epoch : int or None
-        The epoch at which early stopping (``tol``/``patience``), or the callback
-        returning True, ended training.
-    """
-
-    params: dict
-    losses: np.ndarray
-    activation: str
-    loss: str
-    lr: float
-    backend: str = "numba"
-    seed: int | None = None
-    batch_size: int | None = None
-    interrupted: bool = False
-    stop_epoch: int | None = None
-    info: dict = field(default_factory=dict)
-
-    @property
-    def epochs(self) -> int:
-        """Number of epochs run (including resumed ones)."""
-        return len(self.losses)
-
-    @property
-    def sizes(self) -> tuple:
-        """(n_x, n_h, n_y)."""
-        n_h, n_x = self.params["W1"].shape
-        return (n_x, n_h, self.params["W2"].shape[0])
-
-    @property
-    def dtype(self) -> np.dtype:
-        """The dtype training ran in."""
-        return self.params["W1"].dtype
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """A2 for new data; see ``fusedmlp.predict_proba``."""
-        from .api import predict_proba
-
-        return predict_proba(self.params, X, activation=self.activation)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """0/1 labels for new data; see ``fusedmlp.predict``."""
-        from .api import predict
-
-        return predict(self.params, X, activation=self.activation)
-
-
-def _check_resume(resume: object) -> dict:
-    """A TrainResult's settings, each checked as train checks its own arguments."""
-    if not isinstance(resume, TrainResult):
-        raise TypeError(
-            f"resume must be a TrainResult (from train or fusedmlp.load), got "
-            f"{type(resume).__name__}."
-        )
-    losses = np.asarray(resume.losses)
-    if losses.ndim != 1 or losses.dtype.kind not in "biuf":
-        raise ValueError(f"resume.losses must be a 1-D array of numbers, got {losses.shape}.")
-    batch = resume.batch_size
-    return {
-        "params": check_params(resume.params),
-        "losses": losses.astype(np.float64),
-        "activation": check_activation(resume.activation),
-        "loss": check_loss(resume.loss),
-        "lr": check_lr(resume.lr),
-        "seed": None if resume.seed is None else check_seed(resume.seed),
-        "batch_size": None if batch is None else check_count("batch_size", batch, minimum=1),
-    }
-
-
-def _check_threads(threads: object) -> int:
-    n = check_count("threads", threads, minimum=1)
-    top = numba.config.NUMBA_NUM_THREADS
-    if n > top:
-        raise ValueError(
-            f"threads={n} but numba was started with at most {top} threads "
-            f"(NUMBA_NUM_THREADS); pass threads <= {top}."
-        )
-    return n
-
-
-def _check_tol(tol: object) -> float | None:
-    if tol is None:
-        return None
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
-        raise TypeError(f"tol must be a number >= 0 or None, got {tol!r}.")
-    if not (math.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol must be a finite number >= 0, got {tol}.")
-    return float(tol)
+# train's arguments that are settings (the rest say how to run, not what to train)
+SETTING_ARGS = (
+    "activation", "output", "loss", "lr", "optimizer", "momentum", "beta1", "beta2",
+    "epsilon", "alpha", "lr_schedule", "power_t", "batch_size", "seed", "tol", "patience",
+    "validation_fraction",
+)  # fmt: skip
 
 
 def train(
@@ -178,53 +42,96 @@ def train(
     *,
     hidden: int | None = None,
     activation: str | None = None,
+    output: str | None = None,
     loss: str | None = None,
     epochs: int = 1000,
     lr: float | None = None,
+    optimizer: str | None = None,
+    momentum: float | None = None,
+    beta1: float | None = None,
+    beta2: float | None = None,
+    epsilon: float | None = None,
+    alpha: float | None = None,
+    lr_schedule: str | None = None,
+    power_t: float | None = None,
     init: dict | None = None,
     seed: int | None = None,
     backend: str = "numba",
     batch_size: int | None = None,
+    validation_fraction: float | None = None,
     tol: float | None = None,
-    patience: int = 10,
+    patience: int | None = None,
     verbose: bool = False,
     log_every: int = 100,
     callback=None,
     threads: int | None = None,
     resume: TrainResult | None = None,
 ) -> TrainResult:
-    """Train a one-hidden-layer network by gradient descent.
+    """Train a one-hidden-layer network.
+
+    Every setting left as None takes the resumed run's value (with ``resume``) or its
+    default; see ``fusedmlp.settings.Settings``, which checks them all before anything
+    runs.
 
     Parameters
     ----------
     X : array (n_x, m)
         Inputs, one sample per column. float32 data is trained in float32, anything
         else in float64.
-    Y : array (n_y, m), or (m,) for one output
-        Targets in [0, 1] (required for cross-entropy).
+    Y : array (n_y, m), or (m,)
+        Targets: for a sigmoid output in [0, 1] (required for cross-entropy; (m,) is one
+        output); for softmax one-hot or probability columns (K, m), or integer class
+        indices (m,) (the network gets max + 1 outputs); for identity any real numbers.
     hidden : int, default 4
         Hidden units; taken from ``init``/``resume`` when one is given.
     activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
-        Hidden activation; the output is always a sigmoid.
-    loss : {"mse", "cross_entropy"}, default "mse"
+        The hidden layer's.
+    output : {"sigmoid", "softmax", "identity"}, default "sigmoid"
+        Independent sigmoids (binary labels), a softmax over the classes, or linear
+        outputs for regression.
+    loss : {"mse", "cross_entropy"}
+        Default "mse" for sigmoid and identity, "cross_entropy" for softmax (the only
+        loss that goes with it; identity takes only "mse").
     epochs : int
         Epochs to run in this call (>= 0); with ``resume``, epochs *more*.
-    lr : float, default 0.2
-        Learning rate (> 0).
+    lr : float
+        Learning rate (> 0); default 0.2 for "gd", 0.02 for momentum and Nesterov,
+        0.001 for Adam.
+    optimizer : {"gd", "momentum", "nesterov", "adam"}, default "gd"
+        The update (scikit-learn's formulas; see ``fusedmlp.optimizers``).
+    momentum : float, default 0.9
+        mu of "momentum" and "nesterov", in [0, 1).
+    beta1, beta2, epsilon : float, default 0.9, 0.999, 1e-8
+        Adam's.
+    alpha : float, default 0
+        L2 penalty: the loss gains alpha / (2 m_b) (||W1||^2 + ||W2||^2), m_b the samples
+        of the batch; biases are not penalised.
+    lr_schedule : {"constant", "invscaling", "adaptive"}, default "constant"
+        "invscaling": lr / (samples seen + 1) ** power_t, changed after each epoch;
+        "adaptive": lr divided by 5 after ``patience`` epochs whose loss fails to beat
+        the best by ``tol`` (1e-4 when None), stopping where it would fall below 1e-6.
+    power_t : float, default 0.5
+        The exponent of "invscaling".
     init : dict, optional
         Starting parameters {"W1", "b1", "W2", "b2"}; copied, never modified.
     seed : int, optional
-        Seed for ``init_params`` (when ``init`` is not given) and for the mini-batch
-        shuffles. None draws one, recorded in the result so the run can be repeated.
+        Seed for ``init_params`` (when ``init`` is not given), the mini-batch shuffles
+        and the validation split. None draws one, recorded in the result.
     backend : {"numba", "numpy"}
         "numba" runs the fused compiled kernels; "numpy" the plain reference.
     batch_size : int, optional
-        Mini-batch gradient descent with batches of this size, reshuffled every epoch
-        from (seed, epoch); None (default) is full-batch.
+        Mini-batches of this size, reshuffled every epoch from (seed, epoch); None
+        (default), or a size >= m, is full-batch.
+    validation_fraction : float, optional
+        Hold out this share of the samples (stratified by class), record ``val_losses``
+        and ``val_scores`` after every epoch, stop once the score has not beaten its
+        best by more than ``tol`` (1e-4 when None) for ``patience`` epochs, and return
+        the parameters of the best epoch.
     tol, patience : float, int
-        Early stopping: stop once the loss has not improved on its best by more than
-        ``tol`` for ``patience`` epochs. The result holds exactly the epochs up to and
-        including that one (``stop_epoch``). None (default) never stops early.
+        Early stopping. Without validation, on the training loss: stop once it has not
+        improved on its best by more than ``tol`` for ``patience`` (default 10) epochs;
+        the result holds exactly the epochs up to that one (``stop_epoch``). tol None
+        (default) never stops early on the loss.
     verbose : bool
         Progress: a tqdm bar when stderr is a terminal, otherwise a line
         "Epoch 100: loss 0.2432" every ``log_every`` epochs. Silent by default.
@@ -238,14 +145,17 @@ def train(
         Kernel threads for this call (``numba.set_num_threads``), restored afterwards.
     resume : TrainResult, optional
         Continue a previous result (from ``train`` or ``fusedmlp.load``): its
-        parameters, activation, loss, lr, seed and batch size, its losses kept in front.
-        Gives the same bits as one uninterrupted run with the same backend and threads.
+        parameters, settings and optimizer state, its losses kept in front. Its
+        activation, output, loss and optimizer cannot change; a new ``lr`` replaces the
+        current rate. Gives the same bits as one uninterrupted run with the same backend
+        and threads (with validation, only while the best epoch is the last).
 
     Returns
     -------
     TrainResult
         ``.params``, ``.losses`` (``losses[i]`` is the cost before epoch i's update),
-        ``.interrupted``, ``.stop_epoch`` and the configuration.
+        ``.settings``, ``.state``, ``.val_losses``/``.val_scores``, ``.interrupted``,
+        ``.stop_epoch``.
 
     Raises
     ------
@@ -257,9 +167,9 @@ def train(
     -----
     Ctrl-C during training stops at the next runner call boundary and returns the
     result so far with ``interrupted=True``. Calls are sized to about 50 ms but hold at
-    least one epoch; with ``batch_size``, Ctrl-C is also heard after every batch, and
-    the epoch it cuts short is undone (so that resuming runs it whole, as an
-    uninterrupted run would).
+    least one epoch (compiled mini-batch epochs run whole inside a kernel call); with
+    the NumPy backend and ``batch_size``, Ctrl-C is also heard after every batch, and
+    the epoch it cuts short is undone (so that resuming runs it whole).
 
     Examples
     --------
@@ -268,101 +178,102 @@ def train(
     >>> res = train(X, Y, epochs=10, seed=2)
     >>> res.losses.shape
     (10,)
+    >>> res = train(X, Y.ravel().astype(int), output="softmax", optimizer="adam",
+    ...             lr=0.01, hidden=8, epochs=20, batch_size=64, seed=2)
+    >>> res.sizes, res.settings.loss
+    ((2, 8, 2), 'cross_entropy')
     """
     backend = check_backend(backend)
-    settings = _check_settings(epochs, log_every, patience, tol, batch_size, callback, threads)
-    epochs, log_every, patience, tol, batch_size, threads = settings
+    epochs, log_every, threads = _check_run(epochs, log_every, callback, threads)
+    args = locals()
+    given = {k: args[k] for k in SETTING_ARGS if args[k] is not None}
     with _driver.CtrlC() as ctrl_c:  # from here on, Ctrl-C stops training, nothing raises
-        conf = _merge_resume(resume, init, activation, loss, lr, seed, batch_size)
-        X, Y, p = _data_and_params(X, Y, hidden, conf, backend)
-        history = conf["history"]
+        settings = _settings(given, resume, init)
+        start = resume.params if resume is not None else init
+        X, Y, p = _data_and_params(X, Y, hidden, settings, start, backend)
+        X, Y, holdout = _split(X, Y, settings, backend, resume)
+        state = OptState(settings, p, None if resume is None else resume.state)
+        if resume is not None and "lr" in given:  # a new rate from here on
+            state.clock[LR] = state.hyper[LR0] = settings.lr
+        history = np.zeros(0) if resume is None else _history(resume)
         first = len(history)
-        run = _driver.make_runner(
-            backend, conf["batch_size"], conf["seed"], p, X, Y, conf["activation"],
-            conf["loss"], conf["lr"], stop=lambda: ctrl_c.hit,
-        )  # fmt: skip
+        run = _driver.make_runner(backend, p, X, Y, state, stop=lambda: ctrl_c.hit)
         buf = _driver.Losses(history, first + epochs)
-        result = TrainResult(
-            params=p,
-            losses=history,
-            activation=conf["activation"],
-            loss=conf["loss"],
-            lr=conf["lr"],
-            backend=backend,
-            seed=conf["seed"],
-            batch_size=conf["batch_size"],
-        )
+        result = TrainResult(params=p, losses=history, settings=settings, backend=backend)
         with _threads(threads):
             done, status = _driver.drive(
                 run, result, buf, X, Y, first, first + epochs,
-                (tol, patience, verbose, log_every, callback), ctrl_c,
+                (settings.tol, settings.patience, args["verbose"], log_every, callback),
+                ctrl_c, state, holdout,
             )  # fmt: skip
-        return _finish(result, buf, done, status)
+        return _finish(result, buf, done, status, state, holdout)
 
 
-def _check_settings(epochs, log_every, patience, tol, batch_size, callback, threads) -> tuple:
+def _check_run(epochs, log_every, callback, threads) -> tuple:
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}.")
     return (
         check_count("epochs", epochs, minimum=0),
         check_count("log_every", log_every, minimum=1),
-        check_count("patience", patience, minimum=1),
-        _check_tol(tol),
-        None if batch_size is None else check_count("batch_size", batch_size, minimum=1),
         None if threads is None else _check_threads(threads),
     )
 
 
-def _merge_resume(resume, init, activation, loss, lr, seed, batch_size) -> dict:
-    """The run's settings: the arguments, else the resumed run's, else the defaults."""
-    history, kept = np.zeros(0), None
+def _check_threads(threads: object) -> int:
+    n = check_count("threads", threads, minimum=1)
+    top = numba.config.NUMBA_NUM_THREADS
+    if n > top:
+        raise ValueError(
+            f"threads={n} but numba was started with at most {top} threads "
+            f"(NUMBA_NUM_THREADS); pass threads <= {top}."
+        )
+    return n
+
+
+def _settings(given: dict, resume, init) -> Settings:
+    """The run's settings: the arguments over the resumed run's, or the defaults."""
+    kept = None
     if resume is not None:
         if init is not None:
             raise ValueError("pass either init or resume, not both: resume carries params.")
-        kept = _check_resume(resume)
-        for name, given in (("activation", activation), ("loss", loss)):
-            if given is not None and given != kept[name]:
-                raise ValueError(
-                    f"{name}={given!r} but the resumed run used {kept[name]!r}; leave "
-                    f"{name} out to continue it."
-                )
-        activation, loss = kept["activation"], kept["loss"]
-        lr = kept["lr"] if lr is None else lr
-        seed = kept["seed"] if seed is None else seed
-        batch_size = kept["batch_size"] if batch_size is None else batch_size
-        init, history = kept["params"], kept["losses"]
-    if seed is None:
-        seed = int(np.random.SeedSequence().generate_state(1)[0])
-    return {
-        "activation": check_activation("sigmoid" if activation is None else activation),
-        "loss": check_loss("mse" if loss is None else loss),
-        "lr": check_lr(0.2 if lr is None else lr),
-        "seed": check_seed(seed),
-        "batch_size": batch_size,
-        "init": init,
-        "history": history,
-    }
+        if not isinstance(resume, TrainResult):
+            raise TypeError(
+                f"resume must be a TrainResult (from train or fusedmlp.load), got "
+                f"{type(resume).__name__}."
+            )
+        kept = Settings.from_dict(resume.current_settings().to_dict())  # checked as arguments
+    settings = Settings.make(given, kept)
+    if settings.seed is None:
+        settings.seed = int(np.random.SeedSequence().generate_state(1)[0])
+    return settings
 
 
-def _data_and_params(X, Y, hidden, conf: dict, backend: str) -> tuple:
+def _history(resume: TrainResult) -> np.ndarray:
+    losses = np.asarray(resume.losses)
+    if losses.ndim != 1 or losses.dtype.kind not in "biuf":
+        raise ValueError(f"resume.losses must be a 1-D array of numbers, got {losses.shape}.")
+    return losses.astype(np.float64)
+
+
+def _data_and_params(X, Y, hidden, s: Settings, start, backend: str) -> tuple:
     """Checked X, Y and our own copy of the starting parameters, in the working dtype."""
     from .api import init_params
 
-    loss, init = conf["loss"], conf["init"]
-    if init is not None:
-        p = check_params(init)
+    if start is not None:
+        p = check_params(start)
         n_h = p["W1"].shape[0]
         if hidden is not None and check_count("hidden", hidden, minimum=1) != n_h:
             raise ValueError(
                 f"hidden={hidden!r} but the starting parameters have W1 of shape "
                 f"{p['W1'].shape}, i.e. {n_h} hidden units; leave hidden out."
             )
-        X, Y = check_data_for(p, X, Y, loss, training=True)
+        X, Y = _data.check_targets(X, Y, s.output, s.loss, p=p)
     else:
         n_h = check_count("hidden", 4 if hidden is None else hidden, minimum=1)
-        X, Y = check_XY(X, Y, loss, training=True)
-        check_network_size(X.shape[0], n_h, Y.shape[0], name="hidden")
-        p = init_params(X.shape[0], n_h, Y.shape[0], seed=conf["seed"])
+        X, Y = _data.check_targets(X, Y, s.output, s.loss)
+        n_y = _data.n_outputs(Y, s.output)
+        check_network_size(X.shape[0], n_h, n_y, name="hidden")
+        p = init_params(X.shape[0], n_h, n_y, seed=s.seed)
     dtype = work_dtype(X)
     p = {k: np.array(v, order="C") for k, v in params_in(p, dtype).items()}  # our own copy
     if backend == "numba":
@@ -371,8 +282,21 @@ def _data_and_params(X, Y, hidden, conf: dict, backend: str) -> tuple:
             if not a.flags.c_contiguous:
                 warn_copy(name, a, "not C-contiguous (a transposed or strided view)")
         X = np.ascontiguousarray(X, dtype=dtype)
-        Y = np.ascontiguousarray(Y, dtype=dtype)
+        Y = np.ascontiguousarray(Y, dtype=np.int64 if Y.ndim == 1 else dtype)
     return X, Y, p
+
+
+def _split(X, Y, s: Settings, backend: str, resume) -> tuple:
+    """(X, Y, Holdout or None): the training samples and the held-out ones."""
+    if s.validation_fraction is None:
+        return X, Y, None
+    X, Y, Xv, Yv = _data.split(X, Y, s.validation_fraction, s.seed, s.output)
+    history = ((), ())
+    if resume is not None and resume.val_scores is not None:
+        history = (resume.val_losses, resume.val_scores)
+    if backend == "numba":  # the split's copies are C-contiguous already
+        X, Y, Xv, Yv = (np.ascontiguousarray(a) for a in (X, Y, Xv, Yv))
+    return X, Y, Holdout(Xv, Yv, s, backend, history)
 
 
 @contextlib.contextmanager
@@ -388,9 +312,16 @@ def _threads(threads: int | None):
             numba.set_num_threads(old)
 
 
-def _finish(result: TrainResult, buf, done: int, status) -> TrainResult:
-    """The result with its losses, or the exception that carries it."""
+def _finish(result: TrainResult, buf, done: int, status, state, holdout) -> TrainResult:
+    """The result with its losses, state and validation record, or the exception that
+    carries it."""
     result.losses = buf.final(done)
+    result.state = state.arrays()
+    if holdout is not None:
+        holdout.restore_best(result.params)
+        result.val_losses = np.array(holdout.losses, dtype=np.float64)
+        result.val_scores = np.array(holdout.scores, dtype=np.float64)
+        result.best_epoch = holdout.best_epoch
     if isinstance(status, str):  # the message of the FileWatch
         raise DataChanged(
             f"{status}: training stopped after epoch {done - 1}. Data files must not change "
@@ -401,9 +332,9 @@ def _finish(result: TrainResult, buf, done: int, status) -> TrainResult:
     if status != OK:
         what = "the loss or its gradients became non-finite"
         if status == UPDATE_OVERFLOW:
-            what = "the update overflowed a parameter to inf"
+            what = "the update overflowed a parameter (or the optimizer's state) to inf"
         raise TrainingDiverged(
-            f"training diverged at epoch {done}: {what} (lr={result.lr} is probably too "
+            f"training diverged at epoch {done}: {what} (lr={state.lr} is probably too "
             "large; try a smaller lr). The last finite parameters are in the exception's "
             ".params, the losses so far in .losses, and all of it in .result.",
             epoch=done,

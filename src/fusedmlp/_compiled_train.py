@@ -1,0 +1,216 @@
+"""Training through the compiled whole-training kernels (kernels/train.py).
+
+``epoch_runner`` prepares everything once (conversions, shape checks, scratch, the path)
+and returns ``run(n_epochs, losses, first=0) -> (n_done, status)``, which only calls a
+kernel: many epochs per call, the optimizer's state (``_optstate.OptState``) in the
+call. Paths:
+
+- full batch, m up to ``kernels.config.serial_max_m``: ``train_epochs`` (serial, no
+  thread launch per epoch);
+- full batch above it: ``train_epochs_parallel`` (each epoch's chunks in parallel);
+  both chunk and sum alike, so they give the same bits;
+- mini-batches: ``train_batches`` (serial; a batch is too small to share out): epoch e
+  visits the samples in the order ``default_rng([seed, e]).permutation(m)``, the
+  reference's order, drawn here in Python once per epoch (about 15 us at m = 1797),
+  never per batch.
+
+``train_epochs`` is the one-call form the tests and benchmarks use. Importing this
+module's names from ``_compiled`` keeps the old spelling ``_compiled.train_epochs``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from . import _compiled as _c
+from . import kernels as _k
+from ._optstate import OptState
+from .settings import Settings
+
+
+def train_epochs(
+    params: dict,
+    X: np.ndarray,
+    Y: np.ndarray,
+    activation: str,
+    loss: str,
+    lr: float,
+    n_epochs: int,
+    losses_out: np.ndarray,
+    *,
+    path: str | None = None,
+    output: str = "sigmoid",
+    state: OptState | None = None,
+) -> tuple[int, int]:
+    """Run up to n_epochs of full-batch training (gradient descent W -= lr dW unless
+    ``state`` says otherwise); (n_done, status).
+
+    Parameters
+    ----------
+    params : dict
+        Updated in place: arrays already C-contiguous, writable and of X's dtype are
+        modified in place; any other entry is replaced by an updated converted copy.
+    X, Y, activation, loss, output
+        As for ``_compiled.loss_and_grads``.
+    lr : float
+        Step size (ignored when ``state`` is given: its settings hold the rate).
+    n_epochs : int
+        Epochs to run.
+    losses_out : ndarray
+        float64, length >= n_epochs: losses_out[e] is the loss before epoch e's update.
+    path : {None, "serial", "parallel"}
+        None picks by m (see the module docstring); for tests.
+    state : OptState, optional
+        The optimizer, schedule and L2 penalty, and their state (updated in place).
+
+    Returns
+    -------
+    (n_done, status): epochs whose update was applied, and ``kernels.OK`` (0),
+    ``NONFINITE_GRADS`` (1: the loss or a gradient of epoch n_done is not finite),
+    ``UPDATE_OVERFLOW`` (2: epoch n_done's update would make a parameter or the
+    optimizer's state non-finite) or ``SCHEDULE_STOP`` (3: the adaptive schedule's rate
+    reached its floor after epoch n_done - 1). On status 1 or 2 the parameters are
+    those before epoch n_done and losses_out[n_done] holds that epoch's loss.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> p = {"W1": rng.normal(size=(4, 2)), "b1": np.zeros((4, 1)),
+    ...      "W2": rng.normal(size=(1, 4)), "b2": np.zeros((1, 1))}
+    >>> X, Y = rng.normal(size=(2, 100)), (rng.random((1, 100)) > 0.5) * 1.0
+    >>> losses = np.empty(50)
+    >>> train_epochs(p, X, Y, "tanh", "cross_entropy", 0.5, 50, losses)
+    (50, 0)
+    >>> bool(losses[-1] < losses[0])
+    True
+    """
+    n_epochs = int(n_epochs)
+    _c._check(n_epochs >= 0, f"n_epochs must be >= 0, got {n_epochs}")
+    _c._check(
+        isinstance(losses_out, np.ndarray)
+        and losses_out.ndim == 1
+        and losses_out.dtype == np.float64
+        and losses_out.shape[0] >= n_epochs,
+        f"losses_out must be 1-D float64 of length >= {n_epochs}",
+    )
+    run = epoch_runner(params, X, Y, activation, loss, lr, path=path, output=output, state=state)
+    out = losses_out[:n_epochs]
+    direct = out.flags.c_contiguous and out.flags.writeable
+    losses = out if direct else np.empty(n_epochs)
+    n_done, status = run(n_epochs, losses)
+    if not direct:
+        out[:] = losses
+    return n_done, status
+
+
+def gd_state(params: dict, activation: str, loss: str, output: str, lr: float) -> OptState:
+    """The state of plain gradient descent at rate lr, constant."""
+    settings = Settings(activation=activation, loss=loss, output=output, lr=lr)
+    return OptState(settings, params)
+
+
+def epoch_runner(
+    params: dict,
+    X: np.ndarray,
+    Y: np.ndarray,
+    activation: str,
+    loss: str,
+    lr: float | None = None,
+    *,
+    path: str | None = None,
+    output: str = "sigmoid",
+    state: OptState | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+):
+    """Prepare once, then run epochs with little per-call cost:
+    ``run(n_epochs, losses, first=0) -> (n_done, status)``.
+
+    ``losses`` is a C-contiguous float64 array of length >= n_epochs; ``first`` the
+    number of epochs run before (the schedule's clock and the mini-batch orders depend
+    on it). ``state`` (default: gradient descent at rate ``lr``) is updated in place,
+    like the parameters: entries of ``params`` that were not C-contiguous writable
+    arrays of X's dtype are replaced here by converted copies, which ``run`` updates.
+    With ``batch_size``, epochs of shuffled mini-batches (orders from ``seed``).
+    The trainer uses this so that reporting progress every few epochs costs next to
+    nothing (about 1 us per call instead of about 15).
+    """
+    kind = _c._kind(activation, loss, output)
+    W1, b1, W2, b2, X, Y = _c._prepare(params, X, Y)
+    for key, arr in zip(("W1", "b1", "W2", "b2"), (W1, b1, W2, b2), strict=True):
+        if params[key] is not arr:
+            params[key] = arr
+    if state is None:
+        state = gd_state(params, activation, loss, output, float(lr))
+    n_par = _k.n_params(W1.shape[1], W1.shape[0], W2.shape[0])
+    _c._check(state.moments.shape == (2, n_par), "the optimizer state has the wrong size")
+    opt = (state.codes, state.hyper, state.moments, state.clock)
+    if batch_size is not None and batch_size < X.shape[1]:
+        return _batch_runner(W1, b1, W2, b2, X, Y, kind, opt, int(batch_size), seed)
+    m = X.shape[1]
+    if path is None:
+        serial = m <= _k.config.serial_max_m(W1.shape[1], W1.shape[0], W2.shape[0])
+        path = "serial" if serial else "parallel"
+    _c._check(path in ("serial", "parallel"), f"unknown path {path!r}")
+    plan = _c._plan(W1, W2, X)
+    _, partials = _c._scratch(W1, W2, plan)
+
+    def run(n_epochs: int, losses: np.ndarray, first: int = 0) -> tuple[int, int]:
+        _checked(n_epochs, losses)
+        if n_epochs == 0:
+            return 0, _k.OK
+        kernel = _k.train_epochs
+        if path == "parallel":
+            kernel = _c._pick(_k.train_epochs_parallel, _k.train_epochs)
+        # only parallel kernels take turns; serial ones run side by side
+        turn = _c._LOCK if kernel is _k.train_epochs_parallel else contextlib.nullcontext()
+        with turn, _c._blas_threads(plan):
+            n_done, status = kernel(
+                losses, partials, W1, b1, W2, b2, X, Y, kind, plan, n_epochs, first, *opt
+            )
+        return int(n_done), int(status)
+
+    return run
+
+
+def _batch_runner(W1, b1, W2, b2, X, Y, kind, opt, batch: int, seed: int):
+    """``run`` for mini-batch epochs (see epoch_runner)."""
+    m = X.shape[1]
+    plan = _c._plan(W1, W2, X[:, :batch])
+    _, partials = _c._scratch(W1, W2, plan)
+    Xb = np.empty((X.shape[0], batch), X.dtype)
+    Yb = np.empty((1, batch), np.int64) if Y.ndim == 1 else np.empty((Y.shape[0], batch), Y.dtype)
+
+    def run(n_epochs: int, losses: np.ndarray, first: int = 0) -> tuple[int, int]:
+        _checked(n_epochs, losses)
+        if n_epochs == 0:
+            return 0, _k.OK
+        orders = np.empty((n_epochs, m), np.int64)
+        for i in range(n_epochs):
+            # from (seed, epoch) only: a resumed run shuffles as an uninterrupted one
+            orders[i] = np.random.default_rng([seed, first + i]).permutation(m)
+        with _c._blas_threads(plan):
+            n_done, status = _k.train_batches(
+                losses, partials, W1, b1, W2, b2, X, Y, kind, plan, n_epochs, first, *opt,
+                orders, batch, Xb, Yb,
+            )  # fmt: skip
+        return int(n_done), int(status)
+
+    return run
+
+
+def _checked(n_epochs: int, losses: np.ndarray) -> None:
+    # the kernel writes losses[0 .. n_epochs): a short or foreign buffer must stop here
+    # (about 0.3 us), never reach it
+    _c._check(
+        isinstance(losses, np.ndarray)
+        and losses.ndim == 1
+        and losses.dtype == np.float64
+        and losses.flags.c_contiguous
+        and losses.flags.writeable
+        and 0 <= n_epochs <= losses.shape[0],
+        f"losses must be a writable C-contiguous 1-D float64 array of length >= "
+        f"n_epochs = {n_epochs}",
+    )
