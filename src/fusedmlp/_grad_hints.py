@@ -1,8 +1,10 @@
 """What ``gradcheck`` says about a wrong gradient: the catalogue of classic mistakes and hints.
 
 Each hint names a pattern a wrong gradient follows (a missing 1/m, a flipped sign, the wrong
-activation's derivative, a transposed product, a lost dimension, a complex number) or says
-why the finite differences could not judge it (a relu kink, too coarse a step).
+activation's derivative, an output's derivative left in or left out, softmax over the wrong
+axis, the L2 term missing, on the biases, not divided by m or doubled, a transposed product,
+a lost dimension, a complex number) or says why the finite differences could not judge it
+(a relu kink, too coarse a step).
 """
 
 from __future__ import annotations
@@ -76,37 +78,96 @@ def _as_real(g, name):
     return a.astype(np.float64), ""
 
 
-def _mistakes(p, X, Y, activation, loss):
+# the wrong delta2 = dL/dZ2 of each output and loss: {description: f(A2, Y, Z2, m)}
+_OUTPUT_MISTAKES = {
+    ("sigmoid", "mse"): {
+        "the output sigmoid's derivative A2 * (1 - A2) is missing from delta2": (
+            lambda A2, Y, Z2, m: (2 / m) * (A2 - Y)
+        ),
+        "the factor 2 of the squared error's derivative is missing": (
+            lambda A2, Y, Z2, m: (A2 - Y) * A2 * (1 - A2) / m
+        ),
+    },
+    ("sigmoid", "cross_entropy"): {
+        "delta2 keeps the output sigmoid's derivative A2 * (1 - A2), which cross-entropy's "
+        "derivative cancels: delta2 = (A2 - Y) / m": (
+            lambda A2, Y, Z2, m: (A2 - Y) * A2 * (1 - A2) / m
+        ),
+    },
+    ("softmax", "cross_entropy"): {
+        "delta2 has an extra factor A2 * (1 - A2) (a sigmoid derivative left in): softmax "
+        "with cross-entropy gives delta2 = (A2 - Y) / m": (
+            lambda A2, Y, Z2, m: (A2 - Y) * A2 * (1 - A2) / m
+        ),
+        "softmax taken over the samples (axis=1): take it over the outputs of each sample, "
+        "exp(Z2 - Z2.max(axis=0)) / sum over axis=0": (
+            lambda A2, Y, Z2, m: (reference.softmax(Z2.T).T - Y) / m
+        ),
+    },
+    ("identity", "mse"): {
+        "delta2 has a sigmoid derivative A2 * (1 - A2), but the output is the identity "
+        "(its derivative is 1): delta2 = (2/m) * (A2 - Y)": (
+            lambda A2, Y, Z2, m: (2 / m) * (A2 - Y) * A2 * (1 - A2)
+        ),
+        "the factor 2 of the squared error's derivative is missing": (
+            lambda A2, Y, Z2, m: (A2 - Y) / m
+        ),
+    },
+}
+
+L2 = "L2 "  # the hints of the penalty's mistakes start so (not delta1's fault: see diagnostics)
+
+
+def _l2_mistakes(p, grads, alpha, m):
+    """The penalty's classic mistakes, from the right gradients: {description: grads}."""
+    a = alpha / m  # the right factor of W in dW
+    out = {}
+    for why, keys, off in (  # off: what the mistake adds to the right gradient, times P
+        ("L2 term missing: add (alpha/m) * W to dW1 and dW2", ("W1", "W2"), -a),
+        ("L2 term not divided by m: use (alpha/m) * W, not alpha * W", ("W1", "W2"), alpha - a),
+        (
+            "L2 term doubled: (alpha/(2m)) ||W||^2 has the gradient (alpha/m) * W, not "
+            "(2 alpha/m) * W",
+            ("W1", "W2"),
+            a,
+        ),
+        ("L2 applied to the biases: they are not penalised; drop (alpha/m) * b", ("b1", "b2"), a),
+    ):
+        out[why] = {**grads, **{"d" + k: grads["d" + k] + off * p[k] for k in keys}}
+    return out
+
+
+def _mistakes(p, X, Y, net):
     """Gradients as the common mistakes compute them: {description: grads}."""
     m = X.shape[1]
-    cache = reference.forward(p, X, activation)
-    A2 = cache["A2"]
+    cache = reference.forward(p, X, net.activation, net.output)
+    A2, Z2 = cache["A2"], cache["Z2"]
+    right = reference.output_delta(cache, Y, net.loss, net.output)
     d2 = {
-        "|A2 - Y| used where A2 - Y belongs (abs loses the sign)": (
-            (2 / m) * np.abs(A2 - Y) * A2 * (1 - A2) if loss == "mse" else np.abs(A2 - Y) / m
+        # every right delta2 is A2 - Y times a factor >= 0: |A2 - Y| flips it where A2 < Y
+        "|A2 - Y| used where A2 - Y belongs (abs loses the sign)": np.where(
+            A2 - Y < 0, -right, right
         ),
-        "sign flipped: use A2 - Y (prediction minus target), not Y - A2": (
-            -reference.output_delta(cache, Y, loss)
-        ),
+        "sign flipped: use A2 - Y (prediction minus target), not Y - A2": -right,
     }
-    if loss == "mse":
-        d2["the output sigmoid's derivative A2 * (1 - A2) is missing from delta2"] = (2 / m) * (
-            A2 - Y
+    for why, f in _OUTPUT_MISTAKES[net.output, net.loss].items():
+        d2[why] = f(A2, Y, Z2, m)
+
+    def back(activation, delta2=None):
+        return reference.backward(
+            p, X, Y, cache, activation, net.loss, delta2, net.output, net.alpha
         )
-        d2["the factor 2 of the squared error's derivative is missing"] = (
-            (A2 - Y) * A2 * (1 - A2) / m
-        )
-    out = {
-        why: reference.backward(p, X, Y, cache, activation, loss, delta2=d)
-        for why, d in d2.items()
-    }
+
+    out = {why: back(net.activation, d) for why, d in d2.items()}
     for other in reference.ACTIVATIONS:
-        if other != activation:
+        if other != net.activation:
             # right delta2, but delta1 uses another activation's derivative
-            grads = reference.backward(p, X, Y, cache, other, loss)
-            out[f"delta1 uses the derivative of {other}, but the hidden layer is {activation}"] = (
-                grads
+            why = (
+                f"delta1 uses the derivative of {other}, but the hidden layer is {net.activation}"
             )
+            out[why] = back(other)
+    if net.alpha:
+        out.update(_l2_mistakes(p, back(net.activation), net.alpha, m))
     return out
 
 

@@ -2,7 +2,9 @@
 
 ``gradcheck`` runs a user's gradient function and compares each gradient with central
 finite differences of the reference loss, saying which gradient is wrong and, where the
-pattern is recognisable, why. ``explain`` prints the equations with their shapes.
+pattern is recognisable, why; for every output ("sigmoid", "softmax", "identity") and
+loss that go together, with or without the L2 penalty ``alpha``. ``explain`` (written in
+``_explain``) prints the equations with their shapes.
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import reference
+from ._data import check_targets
+from ._explain import Explanation, _table, explain
 from ._fd import (
     _CAP,
     _KINK_SAFETY,
     EPS_RANGE,
+    Net,
     _central,
     _floor,
     _kinks,
@@ -25,6 +31,7 @@ from ._fd import (
 )
 from ._grad_hints import (
     _GPRIME,
+    L2,
     _as_real,
     _coarse_hint,
     _kink_hint,
@@ -32,23 +39,10 @@ from ._grad_hints import (
     _shape_hint,
     _why,
 )
-from ._validation import (
-    PARAM_NAMES,
-    check_activation,
-    check_count,
-    check_data_for,
-    check_loss,
-    check_params,
-    check_real,
-)
+from ._validation import PARAM_NAMES, check_params, check_real
+from .settings import Settings
 
-
-def _table(header: tuple, rows: list) -> str:
-    cells = [tuple(str(c) for c in header)] + [tuple(str(c) for c in r) for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+__all__ = ["Explanation", "GradRow", "GradcheckReport", "explain", "gradcheck", "VERDICTS"]
 
 
 # ---------------------------------------------------------------------------
@@ -159,7 +153,9 @@ def gradcheck(
     Y: np.ndarray,
     *,
     activation: str = "sigmoid",
-    loss: str = "mse",
+    loss: str | None = None,
+    output: str = "sigmoid",
+    alpha: float = 0.0,
     eps: float = 1e-5,
     tol: float = 1e-6,
 ) -> GradcheckReport:
@@ -214,9 +210,20 @@ def gradcheck(
     X, Y : arrays (n_x, m) and (n_y, m)
         Keep m and the network small: this costs 2 forward passes per parameter entry
         (4 for a gradient not within tol of g_fd(eps), 6 for one not within tol of the
-        extrapolated differences either).
-    activation, loss : str
-        The network the gradients are meant for.
+        extrapolated differences either). For ``output="softmax"`` Y may also be class
+        indices (m,) in 0..n_y-1: ``fn`` receives them as given (int64), and the
+        differences use their one-hot columns.
+    activation : {"sigmoid", "tanh", "relu"}
+        The hidden layer's activation.
+    loss : {"mse", "cross_entropy"}, optional
+        Must go with ``output`` (see ``fusedmlp.reference.OUTPUT_LOSSES``); None takes
+        the output's default: "mse" for sigmoid and identity, "cross_entropy" for softmax.
+    output : {"sigmoid", "softmax", "identity"}
+        The output layer the gradients are meant for (softmax needs n_y >= 2).
+    alpha : float
+        The L2 penalty, >= 0: the loss differentiated is ``reference.cost`` with
+        (alpha / (2 m)) (||W1||^2 + ||W2||^2) added, so dW1 and dW2 must include
+        (alpha / m) W1 and (alpha / m) W2 (biases unpenalised).
     eps : float
         The finite-difference step, in [1e-8, 1e-2]: below, rounding error dominates (about
         1e-16 / eps relative); above, truncation (about eps**2, eps**4 once extrapolated).
@@ -244,29 +251,64 @@ def gradcheck(
     >>> z = init_params(2, 3, 1, scale=0.0)  # all weights 0: some gradients are exactly 0
     >>> gradcheck(mine, z, X, np.array([[0, 1, 1, 0, 0.5]])).ok
     True
+
+    Three classes, softmax output, class indices and an L2 penalty; the function forgets
+    the penalty:
+
+    >>> p3 = init_params(2, 3, 3, seed=0, scale=1.0)
+    >>> labels = np.array([0, 2, 1, 1, 0])
+    >>> def no_l2(p, X, y):
+    ...     Y = reference.one_hot(y, 3)
+    ...     return reference.loss_and_grads(p, X, Y, output="softmax", loss="cross_entropy")[1]
+    >>> r = gradcheck(no_l2, p3, X, labels, output="softmax", alpha=0.5)
+    >>> r["W1"].verdict, r["W1"].hint
+    ('FAIL', 'L2 term missing: add (alpha/m) * W to dW1 and dW2')
+    >>> r["b1"].verdict
+    'pass'
     """
     if not callable(fn):
         raise TypeError(f"fn must be your gradient function fn(params, X, Y), got {fn!r}.")
     eps, tol = _check_eps_tol(eps, tol)
-    activation = check_activation(activation)
-    loss = check_loss(loss)
-    p = check_params(params)
-    X, Y = check_data_for(p, X, Y, loss)
-    p = {k: v.astype(np.float64) for k, v in p.items()}
-    X, Y = X.astype(np.float64), Y.astype(np.float64)
+    net = _check_net(activation, loss, output, alpha)
+    p = {k: v.astype(np.float64) for k, v in check_params(params).items()}
+    X, Y, Y_ref = _check_data(p, X, Y, net)
     report = GradcheckReport(tol=tol)
     given = _call_user(fn, p, X, Y, report)
     if given is None:
         return report
-    point = _Point.at(p, X, Y, activation, loss, eps, tol)
+    point = _Point.at(p, X, Y_ref, net, eps, tol)
     for k in PARAM_NAMES:
         row = GradRow(k, p[k].shape, None, float("nan"))
         report.rows.append(row)
         g = _usable(row, given, p[k].shape, X.shape[1])
         if g is not None:
             _judge(row, g, point)
-    _point_at_delta1(report.rows, activation)
+    _point_at_delta1(report.rows, net.activation)
     return report
+
+
+def _check_net(activation, loss, output, alpha) -> Net:
+    """The network's settings, checked as ``train`` checks them (names, the output/loss
+    pair, alpha >= 0), with their messages."""
+    given = {"activation": activation, "output": output, "alpha": alpha}
+    s = Settings.make(given if loss is None else {**given, "loss": loss})
+    return Net(s.activation, s.loss, s.output, s.alpha)
+
+
+def _check_data(p, X, Y, net):
+    """(X, Y for fn, Y for the reference): float64 copies; class indices stay indices for
+    fn and become one-hot columns for the reference."""
+    if net.output == "softmax" and p["W2"].shape[0] < 2:
+        raise ValueError(
+            f"softmax needs at least 2 outputs (classes), but W2 is {p['W2'].shape}: give "
+            "parameters with n_y >= 2 (one row of W2 per class), or use output='sigmoid'."
+        )
+    X, Y = check_targets(X, Y, net.output, net.loss, p=p, training=False)
+    X = X.astype(np.float64)
+    if Y.ndim == 1:  # class indices, checked in range for W2's rows
+        return X, Y.copy(), reference.one_hot(Y, p["W2"].shape[0])
+    Y = Y.astype(np.float64)
+    return X, Y, Y
 
 
 def _check_eps_tol(eps, tol):
@@ -337,9 +379,8 @@ class _Point:
 
     p: dict
     X: np.ndarray
-    Y: np.ndarray
-    activation: str
-    loss: str
+    Y: np.ndarray  # (n_y, m): class indices already one-hot
+    net: Net
     eps: float
     tol: float
     kinks: dict  # relu only: _kinks at eps and at eps / 2
@@ -348,18 +389,19 @@ class _Point:
     mistakes: dict  # the classic mistakes' gradients: see _grad_hints._mistakes
 
     @classmethod
-    def at(cls, p, X, Y, activation, loss, eps, tol):
-        kinks = _kinks(p, X, Y, activation, loss, eps) if activation == "relu" else {}
-        halves = _kinks(p, X, Y, activation, loss, eps / 2) if activation == "relu" else {}
-        scale = _loss_scale(p, X, Y, activation, loss)
-        mistakes = _mistakes(p, X, Y, activation, loss)
-        return cls(p, X, Y, activation, loss, eps, tol, kinks, halves, scale, mistakes)
+    def at(cls, p, X, Y, net, eps, tol):
+        relu = net.activation == "relu"
+        kinks = _kinks(p, X, Y, net, eps) if relu else {}
+        halves = _kinks(p, X, Y, net, eps / 2) if relu else {}
+        scale = _loss_scale(p, X, Y, net)
+        mistakes = _mistakes(p, X, Y, net)
+        return cls(p, X, Y, net, eps, tol, kinks, halves, scale, mistakes)
 
 
 def _judge(row, g, pt):
     """Set the row's errors, floor, verdict and hint from g against the finite differences."""
     k, eps, tol = row.name, pt.eps, pt.tol
-    at = (pt.p, pt.X, pt.Y, pt.activation, pt.loss, k)
+    at = (pt.p, pt.X, pt.Y, pt.net, k)
     num, big = _central(*at, eps)
     row.rel_error = _rel(g, num)
     row.abs_error = _maxabs(g - num)
@@ -404,85 +446,9 @@ def _point_at_delta1(rows, activation):
     out_ok = all(r.passed for r in rows if r.name in ("W2", "b2"))
     for r in rows:
         shaped = r.given_shape == r.expected_shape
-        if out_ok and shaped and r.verdict == "FAIL" and r.name in ("W1", "b1"):
+        l2 = r.hint.startswith(L2)  # the penalty's mistake, not delta1's
+        if out_ok and shaped and not l2 and r.verdict == "FAIL" and r.name in ("W1", "b1"):
             r.hint += (
                 f"; the output layer is right, so look at delta1 = (W2.T @ delta2) * "
                 f"{_GPRIME[activation]} (elementwise *)"
             )
-
-
-# ---------------------------------------------------------------------------
-# explain
-
-
-@dataclass
-class Explanation:
-    """The forward and backward equations for given sizes; prints as a table.
-
-    Attributes
-    ----------
-    rows : list of (term, formula, shape, operation)
-    """
-
-    rows: list
-    title: str
-
-    def __str__(self) -> str:
-        return self.title + "\n" + _table(("term", "formula", "shape", "operation"), self.rows)
-
-    __repr__ = __str__
-
-
-def explain(
-    n_x: int = 2,
-    n_h: int = 4,
-    n_y: int = 1,
-    m: int = 400,
-    activation: str = "sigmoid",
-    loss: str = "mse",
-) -> Explanation:
-    """Every term of the forward and backward pass with its shape for these sizes.
-
-    Examples
-    --------
-    >>> e = explain(2, 4, 1, 400)
-    >>> [r for r in e.rows if r[0] == "dW1"][0][2]
-    '(4, 2)'
-    """
-    n_x, n_h, n_y, m = (
-        check_count(k, v, minimum=1)
-        for k, v in (("n_x", n_x), ("n_h", n_h), ("n_y", n_y), ("m", m))
-    )
-    g = {"sigmoid": "sigmoid(Z1)", "tanh": "tanh(Z1)", "relu": "max(Z1, 0)"}[
-        check_activation(activation)
-    ]
-    loss = check_loss(loss)
-    if loss == "mse":
-        L = "(1/m) sum (A2 - Y)**2"
-        d2 = "(2/m) * (A2 - Y) * A2 * (1 - A2)"
-    else:
-        L = "-(1/m) sum [Y log A2 + (1-Y) log(1-A2)]"
-        d2 = "(A2 - Y) / m"
-
-    def s(*d):
-        return str(tuple(d))
-
-    mm = "matrix product"
-    ew = "elementwise"
-    rows = [
-        ("X", "input", s(n_x, m), "one sample per column"),
-        ("Z1", "W1 @ X + b1", s(n_h, m), f"{mm} {s(n_h, n_x)} @ {s(n_x, m)}, b1 broadcast"),
-        ("A1", g, s(n_h, m), ew),
-        ("Z2", "W2 @ A1 + b2", s(n_y, m), f"{mm} {s(n_y, n_h)} @ {s(n_h, m)}, b2 broadcast"),
-        ("A2", "sigmoid(Z2)", s(n_y, m), ew),
-        ("L", L, "()", "sum over all entries"),
-        ("delta2", d2, s(n_y, m), ew),
-        ("dW2", "delta2 @ A1.T", s(n_y, n_h), f"{mm} {s(n_y, m)} @ {s(m, n_h)}"),
-        ("db2", "delta2.sum(axis=1, keepdims=True)", s(n_y, 1), "row sums"),
-        ("dA1", "W2.T @ delta2", s(n_h, m), f"{mm} {s(n_h, n_y)} @ {s(n_y, m)}"),
-        ("delta1", f"dA1 * {_GPRIME[activation]}", s(n_h, m), ew),
-        ("dW1", "delta1 @ X.T", s(n_h, n_x), f"{mm} {s(n_h, m)} @ {s(m, n_x)}"),
-        ("db1", "delta1.sum(axis=1, keepdims=True)", s(n_h, 1), "row sums"),
-    ]
-    title = f"{n_x}-{n_h}-{n_y} network, m = {m}, {activation} hidden, sigmoid output, {loss}"
-    return Explanation(rows=rows, title=title)
