@@ -110,6 +110,22 @@ def plan(n_x: int, n_h: int, n_y: int, itemsize: int, m: int) -> tuple[int, int,
     return blk, 1, chunks(m, blk, WIDE_CHUNKS)
 
 
+# Chunks of a mini-batch of a wide network, when batches run their chunks in parallel
+BATCH_CHUNKS = 4
+
+
+def batch_plan(n_x: int, n_h: int, n_y: int, itemsize: int, batch: int) -> tuple[int, int, int]:
+    """plan for mini-batches of ``batch`` samples: a wide network's batch too costly for
+    one thread (batch > serial_max_m) is cut into BATCH_CHUNKS blocks, one chunk each,
+    which the parallel batch kernel shares out; otherwise plan(..., m=batch)."""
+    blk, wide, n_chunk = plan(n_x, n_h, n_y, itemsize, batch)
+    if wide and batch > serial_max_m(n_x, n_h, n_y):
+        blk = -(-batch // BATCH_CHUNKS)
+        blk = -(-blk // 8) * 8
+        n_chunk = chunks(batch, blk, BATCH_CHUNKS)
+    return blk, wide, n_chunk
+
+
 def narrow_plan(m: int) -> tuple[int, int, int]:
     """The plan of the loops (kernels/narrow.py) for m samples."""
     return BLOCK, 0, chunks(m, BLOCK, N_CHUNKS)

@@ -2,9 +2,10 @@
 
     train_epochs           full batch, serial: the fast path for small m
     train_epochs_parallel  full batch, each epoch's chunks in parallel
-    train_batches          mini-batches, serial: each epoch visits the samples in the order
-                           given for it, a batch at a time (gathered into a small
-                           contiguous copy), one update per batch
+    train_batches          mini-batches: each epoch visits the samples in the order given
+                           for it, a batch at a time (gathered into a small contiguous
+                           copy), one update per batch; a batch's chunks run serially, or
+                           on threads when a batch costs more than a thread launch
 
 Each epoch (or batch) runs the chunk code of mlp.py, records the loss (plus the L2
 term) of the parameters it started from, and updates them with optim.update; after the
@@ -18,7 +19,7 @@ adaptive schedule's rate would fall below its floor after epoch n_done - 1).
 """
 
 import numpy as np
-from numba import prange, types
+from numba import prange
 from numba.core import config as _numba_config
 from numba.extending import overload
 
@@ -94,30 +95,65 @@ def train_epochs_parallel(
 
 @_serial
 def _gather(Xb, Yb, X, Y, idx):
-    """Xb[:, :n] = X[:, idx], and the same for the targets (columns, or class indices)."""
+    """The batch of samples idx, as C-contiguous (n_x, n) and (n_y, n) (or (n,) class
+    indices) arrays in the flat scratch Xb, Yb: a batch in the same layout as a full
+    data set, so the chunk code runs the same vectorised, BLAS-fed machine code (a
+    column slice of a 2-D scratch would be non-contiguous, and measured 2x slower)."""
     n = idx.shape[0]
+    Xn = Xb[: X.shape[0] * n].reshape((X.shape[0], n))
     for k in range(X.shape[0]):
         for j in range(n):
-            Xb[k, j] = X[k, idx[j]]
-    if Y.ndim == 1:
+            Xn[k, j] = X[k, idx[j]]
+    return Xn, _gather_targets(Yb, Y, idx)
+
+
+@_serial
+def _gather_labels(Yb, Y, idx):
+    """Y[idx] of class indices (m,) into the flat scratch Yb."""
+    Yn = Yb[: idx.shape[0]]
+    for j in range(idx.shape[0]):
+        Yn[j] = Y[idx[j]]
+    return Yn
+
+
+@_serial
+def _gather_columns(Yb, Y, idx):
+    """Y[:, idx] into the flat scratch Yb, as a C-contiguous (n_y, n) array."""
+    n = idx.shape[0]
+    Yn = Yb[: Y.shape[0] * n].reshape((Y.shape[0], n))
+    for o in range(Y.shape[0]):
         for j in range(n):
-            Yb[0, j] = Y[idx[j]]
-    else:
-        for o in range(Y.shape[0]):
-            for j in range(n):
-                Yb[o, j] = Y[o, idx[j]]
+            Yn[o, j] = Y[o, idx[j]]
+    return Yn
+
+
+def _gather_targets(Yb, Y, idx):
+    """The batch's targets: labels or columns by Y's dimensions."""
+    return (_gather_labels if Y.ndim == 1 else _gather_columns)(Yb, Y, idx)
+
+
+if not _numba_config.DISABLE_JIT:
+
+    @overload(_gather_targets)
+    def _gather_targets_typed(Yb, Y, idx):
+        # chosen by type: numba cannot unify the 1-D and 2-D results of one function
+        if Y.ndim == 1:
+            return lambda Yb, Y, idx: _gather_labels(Yb, Y, idx)
+        return lambda Yb, Y, idx: _gather_columns(Yb, Y, idx)
 
 
 @_serial
 def train_batches(
     losses, partials, W1, b1, W2, b2, X, Y, kind, plan, n_epochs, first, codes, hyper,
-    moments, clock, orders, batch, Xb, Yb,
+    moments, clock, orders, batch, Xb, Yb, parallel,
 ):  # fmt: skip
     """n_epochs of mini-batch training: epoch e takes the samples in the order orders[e]
     (a permutation of range(m)), batch at a time; losses[e] is the mean over the epoch's
     batches of each batch's loss before its own update (weighted by its size). plan is
-    the plan of a batch of ``batch`` samples; Xb (n_x, batch), Yb (n_y, batch) or, for
-    class indices, (1, batch) int64: gather scratch."""
+    the plan of a batch of ``batch`` samples (config.batch_plan); Xb (n_x * batch,) and
+    Yb (n_y * batch,) or, for class indices, (batch,) int64: flat gather scratch. With
+    ``parallel``, each batch's chunks run in parallel (the same chunks and sums, so the
+    same bits): worth a thread launch per batch once a batch costs more than one."""
     m = X.shape[1]
     n_par = partials.shape[1] - 1
     scratch = _scratch(W1, W2, X, plan)
@@ -128,8 +164,10 @@ def train_batches(
         total = 0.0
         for start in range(0, m, batch):
             n = min(batch, m - start)
-            _gather(Xb, Yb, X, Y, orders[e, start : start + n])
-            loss = _batch_grads(grad, partials, scratch, W1, b1, W2, b2, Xb, Yb, n, kind, plan)
+            Xn, Yn = _gather(Xb, Yb, X, Y, orders[e, start : start + n])
+            loss = _batch_grads(
+                grad, partials, scratch, W1, b1, W2, b2, Xn, Yn, kind, plan, parallel
+            )
             loss += penalty(W1, W2, hyper[ALPHA], n)
             status = update(W1, b1, W2, b2, new, fresh, grad, n, codes, hyper, moments, clock)
             if status != OK:
@@ -142,29 +180,29 @@ def train_batches(
     return n_epochs, OK
 
 
+@_parallel
+def _batch_chunks_parallel(partials, W1, b1, W2, b2, X, Y, kind, plan, n_chunk):
+    """The batch's chunk sums into partials[:n_chunk], in parallel. Only the prange:
+    the caller adds the partials up after this returns (a read of partials after the
+    prange in the same function may be ordered before the writes inside the calls)."""
+    scale = _delta_scale(X, kind[1])
+    for c in prange(n_chunk):
+        scratch = _scratch(W1, W2, X, plan)
+        _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan)
+
+
 @_serial
-def _batch_grads(grad, partials, scratch, W1, b1, W2, b2, Xb, Yb, n, kind, plan):
-    """grad = the loss and gradient sums of the batch in Xb[:, :n]; its mean loss."""
-    X = Xb[:, :n]
+def _batch_grads(grad, partials, scratch, W1, b1, W2, b2, X, Y, kind, plan, parallel):
+    """grad = the loss and gradient sums of the batch X, Y; its mean loss. With
+    ``parallel`` the chunks run on threads: the same chunks, the same sums."""
+    n = X.shape[1]
     blk = plan[0]
     n_chunk = min(plan[2], (n + blk - 1) // blk)
-    scale = _delta_scale(X, kind[1])
-    Y = _batch_targets(Yb, n)
-    for c in range(n_chunk):
-        _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan)
+    if parallel:
+        _batch_chunks_parallel(partials, W1, b1, W2, b2, X, Y, kind, plan, n_chunk)
+    else:
+        scale = _delta_scale(X, kind[1])
+        for c in range(n_chunk):
+            _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan)
     _sum_partials(grad, partials[:n_chunk], 0, grad.shape[0])
     return _mean(grad[-1], n)
-
-
-def _batch_targets(Yb, n):
-    """The batch's targets: Yb[:, :n], or for class indices the row Yb[0, :n]."""
-    return Yb[0, :n] if Yb.dtype.kind in "iu" else Yb[:, :n]
-
-
-if not _numba_config.DISABLE_JIT:
-
-    @overload(_batch_targets)
-    def _batch_targets_typed(Yb, n):
-        if isinstance(Yb.dtype, types.Integer):
-            return lambda Yb, n: Yb[0, :n]
-        return lambda Yb, n: Yb[:, :n]

@@ -9,10 +9,12 @@ call. Paths:
   thread launch per epoch);
 - full batch above it: ``train_epochs_parallel`` (each epoch's chunks in parallel);
   both chunk and sum alike, so they give the same bits;
-- mini-batches: ``train_batches`` (serial; a batch is too small to share out): epoch e
-  visits the samples in the order ``default_rng([seed, e]).permutation(m)``, the
-  reference's order, drawn here in Python once per epoch (about 15 us at m = 1797),
-  never per batch.
+- mini-batches: ``train_batches``: epoch e visits the samples in the order
+  ``default_rng([seed, e]).permutation(m)``, the reference's order, drawn here in Python
+  once per epoch (about 15 us at m = 1797), never per batch. A batch of a wide network
+  that costs more than a thread launch (batch > serial_max_m) is cut into
+  ``config.BATCH_CHUNKS`` chunks run on threads, one launch per batch; smaller batches
+  run serially. Either way the same chunks and sums, so the same bits.
 
 ``train_epochs`` is the one-call form the tests and benchmarks use. Importing this
 module's names from ``_compiled`` keeps the old spelling ``_compiled.train_epochs``.
@@ -178,10 +180,14 @@ def epoch_runner(
 def _batch_runner(W1, b1, W2, b2, X, Y, kind, opt, batch: int, seed: int):
     """``run`` for mini-batch epochs (see epoch_runner)."""
     m = X.shape[1]
-    plan = _c._plan(W1, W2, X[:, :batch])
+    n_h, n_x = W1.shape
+    n_y = W2.shape[0]
+    plan = _k.config.batch_plan(n_x, n_h, n_y, X.dtype.itemsize, batch)
+    # threads per batch once a batch costs more than a thread launch
+    parallel = batch > _k.config.serial_max_m(n_x, n_h, n_y) and plan[2] > 1
     _, partials = _c._scratch(W1, W2, plan)
-    Xb = np.empty((X.shape[0], batch), X.dtype)
-    Yb = np.empty((1, batch), np.int64) if Y.ndim == 1 else np.empty((Y.shape[0], batch), Y.dtype)
+    Xb = np.empty(X.shape[0] * batch, X.dtype)  # flat: see kernels.train._gather
+    Yb = np.empty(batch, np.int64) if Y.ndim == 1 else np.empty(Y.shape[0] * batch, Y.dtype)
 
     def run(n_epochs: int, losses: np.ndarray, first: int = 0) -> tuple[int, int]:
         _checked(n_epochs, losses)
@@ -191,10 +197,12 @@ def _batch_runner(W1, b1, W2, b2, X, Y, kind, opt, batch: int, seed: int):
         for i in range(n_epochs):
             # from (seed, epoch) only: a resumed run shuffles as an uninterrupted one
             orders[i] = np.random.default_rng([seed, first + i]).permutation(m)
-        with _c._blas_threads(plan):
+        threads = parallel and not _c._SERIAL_ONLY
+        turn = _c._LOCK if threads else contextlib.nullcontext()
+        with turn, _c._blas_threads(plan):
             n_done, status = _k.train_batches(
                 losses, partials, W1, b1, W2, b2, X, Y, kind, plan, n_epochs, first, *opt,
-                orders, batch, Xb, Yb,
+                orders, batch, Xb, Yb, threads,
             )  # fmt: skip
         return int(n_done), int(status)
 

@@ -17,6 +17,10 @@ import numpy as np
 from ._validation import _real_array, check_X, check_XY
 
 SUM_TOL = 1e-6  # how far from 1 a column of softmax targets may sum
+_ONE_CLASS = (
+    "softmax needs at least 2 outputs (classes); for one output use output='sigmoid' "
+    "(two classes) or 'identity' (regression)."
+)
 
 
 def check_targets(X, Y, output: str, loss: str, *, p: dict | None = None, training=True):
@@ -24,6 +28,8 @@ def check_targets(X, Y, output: str, loss: str, *, p: dict | None = None, traini
     given); Y as the backends take it (see the module docstring)."""
     n_x = None if p is None else p["W1"].shape[1]
     n_y = None if p is None else p["W2"].shape[0]
+    if output == "softmax" and n_y is not None and n_y < 2:
+        raise ValueError(_ONE_CLASS)
     if output == "softmax" and np.ndim(Y) == 1:
         X = check_X(X, n_x)
         return X, _class_indices(Y, X.shape[1], n_y)
@@ -72,10 +78,7 @@ def _class_indices(y, m: int, n_y: int | None) -> np.ndarray:
 def _check_distributions(Y: np.ndarray) -> None:
     """Every column of softmax targets is a distribution: >= 0, summing to 1."""
     if Y.shape[0] < 2:
-        raise ValueError(
-            "softmax needs at least 2 outputs (classes); for one output use "
-            "output='sigmoid' (two classes) or 'identity' (regression)."
-        )
+        raise ValueError(_ONE_CLASS)
     if (Y < 0).any():
         bad = np.argwhere(Y < 0)[0]
         raise ValueError(
