@@ -6,7 +6,11 @@ import pytest
 
 import fusedmlp
 import fusedmlp.cli
+import fusedmlp._compiled_train
+import fusedmlp._holdout
 import fusedmlp.optimizers
+import fusedmlp.result
+import fusedmlp.settings
 from fusedmlp import (
     _atomic,
     _compiled,
@@ -26,7 +30,8 @@ from fusedmlp import (
 
 MODULES = [api, trainer, checkpoint, datasets, diagnostics, plots, outofcore, _compiled]
 MODULES += [width, _atomic, _pages, _planar_file, _scaling_point, fusedmlp.cli, files]
-MODULES += [fusedmlp.optimizers]
+MODULES += [fusedmlp.optimizers, fusedmlp.settings, fusedmlp.result, fusedmlp._holdout]
+MODULES += [fusedmlp._compiled_train]
 
 
 @pytest.mark.parametrize(

@@ -292,5 +292,11 @@ def sigmoid_yardstick(params: dict, X: np.ndarray) -> float:
         return float(_k.sigmoid_yardstick(partials, W1, b1, W2, b2, X))
 
 
-# the training runners live in their own module; these names keep ``_compiled.train_epochs``
-from ._compiled_train import epoch_runner, train_epochs  # noqa: E402, F401
+def __getattr__(name: str):
+    # the training runners live in _compiled_train (which imports this module); these
+    # names keep ``_compiled.train_epochs`` and ``_compiled.epoch_runner`` working
+    if name in ("epoch_runner", "train_epochs"):
+        from . import _compiled_train
+
+        return getattr(_compiled_train, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -81,6 +81,14 @@ class TrainResult:
         The epoch at which early stopping (``tol``/``patience``, on the training loss or
         the validation score), the adaptive schedule's floor, or the callback returning
         True ended training.
+
+    Examples
+    --------
+    >>> import fusedmlp
+    >>> X, Y = fusedmlp.datasets.planar(m=40)
+    >>> res = fusedmlp.train(X, Y, epochs=3, seed=2, optimizer="adam")
+    >>> res.optimizer, res.settings.lr, res.epochs, int(res.state["clock"][0])
+    ('adam', 0.001, 3, 3)
     """
 
     params: dict
