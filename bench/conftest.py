@@ -102,6 +102,16 @@ for _m in ("1e6", "1e7"):
     )
 
 
+for _c in ("400", "1e6"):
+    for _opt in ("momentum", "nesterov", "adam"):
+        _RATIOS[f"optim-{_c} {_opt} / gd"] = (f"optim-{_c}/{_opt}", f"optim-{_c}/gd")
+_RATIOS["digits-shape mini-batch 200 / full batch"] = ("digits-shape/200", "digits-shape/full")
+for _d in ("float64", "float32"):
+    _RATIOS[f"digits-97-{_d} sklearn / fusedmlp"] = (
+        f"digits-97-{_d}/sklearn",
+        f"digits-97-{_d}/fusedmlp",
+    )
+
 for _impl in ("public", "kernel", "forward-then-numpy"):
     _RATIOS[f"accuracy-1e7 {_impl} / P2-1e7 compiled float64 epoch"] = (
         f"accuracy-1e7/{_impl}",

@@ -243,3 +243,35 @@ def test_wide_workloads_agree_with_the_reference():
             _close(run(), want, np.dtype(dtype).name, "loss")
     C = W.make_matmul(np.float32, n=64)()
     assert C.shape == (64, 64) and C.dtype == np.float32
+
+
+def test_optimizer_and_digits_workloads():
+    # bench/test_optim.py's workloads, once each, small: each run starts afresh, so two
+    # runs give the same first loss; every optimizer starts from the same loss
+    T = _load("training")
+    firsts = set()
+    for optimizer in ("gd", "momentum", "nesterov", "adam"):
+        run = T.make_optimizer_epochs(300, optimizer, 5)
+        first = run()
+        assert run() == first
+        firsts.add(first)
+    assert len(firsts) == 1
+    for batch in (None, 64):
+        run = T.make_digits_epochs(batch, 3, m=300)
+        first = run()
+        assert np.isfinite(first) and run() == first
+    p = T.glorot(64, 64, 10, seed=0)
+    bound = np.sqrt(6 / 128)
+    assert p["W1"].shape == (64, 64) and np.abs(p["W1"]).max() <= bound
+
+
+def test_epochs_to_finds_the_first_run_that_reaches_the_target():
+    # with a fake trainer whose accuracy after n epochs is min(1, n / 100)
+    T = _load("training")
+
+    def make(data, n):
+        return lambda: min(1.0, n / 100)
+
+    assert T.epochs_to(make, None, 0.97, start=16) == 97
+    with pytest.raises(RuntimeError, match="not reached"):
+        T.epochs_to(make, None, 1.5, start=16, limit=500)

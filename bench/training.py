@@ -1,0 +1,181 @@
+"""What bench/test_optim.py times: the optimizers, mini-batch epochs, and the time to an
+accuracy on digits against scikit-learn's MLPClassifier. Plain functions returning a
+``run()`` closure, as in workloads.py; tests/test_bench_smoke.py runs each once small.
+
+- ``make_optimizer_epochs``: ``per_call`` epochs of one optimizer through
+  ``_compiled.epoch_runner`` (the trainer's own path), full batch, the planar 2-4-1
+  network; every run starts again from the same parameters and a fresh state, so each
+  does the same work.
+- ``make_digits_epochs``: epochs at the digits shape (64-64-10, relu, softmax, Adam, the
+  cross-entropy), full batch or in mini-batches of 200, on random data of that shape.
+- ``digits``, ``epochs_to``, ``make_fusedmlp_fit``, ``make_sklearn_fit``: scikit-learn's
+  bundled digits (1797 samples, pixels / 16, a stratified 70/30 split), the number of
+  epochs each trainer needs to reach a test accuracy, and a run of that many epochs.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import workloads as W
+
+import fusedmlp
+from fusedmlp import _compiled
+from fusedmlp._optstate import OptState
+from fusedmlp.settings import Settings
+
+LR = {"gd": 0.2, "momentum": 0.02, "nesterov": 0.02, "adam": 0.001}
+DIGITS = dict(activation="relu", output="softmax", optimizer="adam", lr=0.001, alpha=1e-4)
+BATCH = 200
+
+
+def make_optimizer_epochs(m: int, optimizer: str, per_call: int, dtype=np.float64):
+    """run() -> the first loss: per_call epochs of ``optimizer`` on planar(m), 2-4-1."""
+    X, Y = W.make_data(m, dtype)
+    start = W.make_params(dtype)
+    settings = Settings.make({"optimizer": optimizer, "lr": LR[optimizer]})
+    p = W.copy_params(start)
+    state = OptState(settings, p)
+    fresh = state.arrays()
+    run_k = _compiled.epoch_runner(p, X, Y, W.ACT, W.LOSS, state=state)
+    losses = np.zeros(per_call)
+
+    def run():
+        for k in W.NAMES:
+            p[k][...] = start[k]
+        state.restore(fresh)
+        done, status = run_k(per_call, losses)
+        if done != per_call or status != 0:
+            raise RuntimeError(f"{optimizer}: stopped at {done} with status {status}")
+        return float(losses[0])
+
+    return run
+
+
+def digits_shaped(m: int = 1797, dtype=np.float64):
+    """(X (64, m), labels (m,), params 64-64-10): random data of the digits' shape."""
+    rng = np.random.default_rng(64)
+    X = rng.random((64, m)).astype(dtype)
+    y = rng.integers(0, 10, m)
+    return X, y, glorot(64, 64, 10, seed=0, dtype=dtype)
+
+
+def glorot(n_x: int, n_h: int, n_y: int, seed: int, dtype=np.float64) -> dict:
+    """scikit-learn's MLP initialisation: weights uniform in +-sqrt(6 / (fan_in +
+    fan_out)) (relu), and so are the biases; used for both trainers of the comparison."""
+    rng = np.random.default_rng(seed)
+
+    def layer(fan_in, fan_out):
+        bound = np.sqrt(6.0 / (fan_in + fan_out))
+        W_ = rng.uniform(-bound, bound, (fan_out, fan_in))
+        b = rng.uniform(-bound, bound, (fan_out, 1))
+        return W_.astype(dtype), b.astype(dtype)
+
+    W1, b1 = layer(n_x, n_h)
+    W2, b2 = layer(n_h, n_y)
+    return {"W1": W1, "b1": b1, "W2": W2, "b2": b2}
+
+
+def make_digits_epochs(batch: int | None, per_call: int, m: int = 1797, dtype=np.float64):
+    """run() -> the first loss: per_call epochs at the digits shape, Adam, full batch
+    (batch None) or mini-batches, from the same parameters and a fresh state each run."""
+    X, y, start = digits_shaped(m, dtype)
+    settings = Settings.make({**DIGITS, "batch_size": batch, "seed": 0})
+    p = W.copy_params(start)
+    state = OptState(settings, p)
+    fresh = state.arrays()
+    run_k = _compiled.epoch_runner(
+        p, X, y, "relu", "cross_entropy", output="softmax", state=state, batch_size=batch
+    )
+    losses = np.zeros(per_call)
+
+    def run():
+        for k in W.NAMES:
+            p[k][...] = start[k]
+        state.restore(fresh)
+        done, status = run_k(per_call, losses)
+        if done != per_call or status != 0:
+            raise RuntimeError(f"digits: stopped at {done} with status {status}")
+        return float(losses[0])
+
+    return run
+
+
+# ---------------------------------------------------------------------------
+# time to an accuracy on the real digits
+
+
+def digits(seed: int = 0, dtype=np.float64):
+    """(X_train, y_train, X_test, y_test), samples in rows as scikit-learn takes them, X
+    in dtype (both trainers then compute in it: scikit-learn keeps float32 too)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    parts = train_test_split(
+        (X / 16.0).astype(dtype), y, test_size=0.3, random_state=seed, stratify=y
+    )
+    X_train, X_test, y_train, y_test = parts
+    return X_train, y_train, X_test, y_test
+
+
+def _sklearn_model(epochs: int, seed: int):
+    from sklearn.neural_network import MLPClassifier
+
+    # the settings fusedmlp runs with; tol=0 and a patience beyond max_iter, so that fit
+    # runs exactly ``epochs`` epochs
+    return MLPClassifier(
+        hidden_layer_sizes=(64,), activation="relu", solver="adam", alpha=1e-4,
+        batch_size=BATCH, learning_rate_init=0.001, max_iter=epochs, tol=0.0,
+        n_iter_no_change=epochs + 1, random_state=seed,
+    )  # fmt: skip
+
+
+def make_sklearn_fit(data, epochs: int, seed: int = 0):
+    """run() -> test accuracy after MLPClassifier.fit of ``epochs`` epochs."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    Xtr, ytr, Xte, yte = data
+
+    def run():
+        model = _sklearn_model(epochs, seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(Xtr, ytr)
+        return float(model.score(Xte, yte))
+
+    return run
+
+
+def make_fusedmlp_fit(data, epochs: int, seed: int = 0):
+    """run() -> test accuracy after fusedmlp.train of ``epochs`` epochs (same settings)."""
+    Xtr, ytr, Xte, yte = data
+    X, Xt = np.ascontiguousarray(Xtr.T), np.ascontiguousarray(Xte.T)
+    init = glorot(64, 64, 10, seed, X.dtype)
+
+    def run():
+        res = fusedmlp.train(
+            X, ytr, init=init, epochs=epochs, batch_size=BATCH, seed=seed, **DIGITS
+        )
+        return float(res.score(Xt, yte))
+
+    return run
+
+
+def epochs_to(make_fit, data, target: float, start: int = 1, limit: int = 2000) -> int:
+    """The fewest epochs (searched by doubling, then bisection) after which a fresh run of
+    that many epochs reaches ``target`` test accuracy. A run is a fresh training, as the
+    timed one is, so no per-epoch evaluation enters the count."""
+    lo, hi = 0, start
+    while make_fit(data, hi)() < target:
+        lo, hi = hi, 2 * hi
+        if hi > limit:
+            raise RuntimeError(f"{target} not reached in {limit} epochs")
+    while hi - lo > 1:  # accuracy is not quite monotone in epochs: hi always reaches it
+        mid = (lo + hi) // 2
+        if make_fit(data, mid)() >= target:
+            hi = mid
+        else:
+            lo = mid
+    return hi
