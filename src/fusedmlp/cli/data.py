@@ -74,5 +74,52 @@ def describe(desc: dict, X: np.ndarray) -> str:
     return f"{desc['data_file']}: m = {X.shape[1]}"
 
 
-def n_y(Y: np.ndarray) -> int:
-    return 1 if np.ndim(Y) == 1 else np.shape(Y)[0]
+def n_y(Y: np.ndarray, output: str = "sigmoid") -> int:
+    """The outputs a network needs for Y (for softmax class indices (m,): the classes)."""
+    if np.ndim(Y) == 1:
+        return max(2, int(np.max(Y)) + 1) if output == "softmax" and np.size(Y) else 1
+    return np.shape(Y)[0]
+
+
+def class_count(Y: np.ndarray) -> int | None:
+    """K when Y is one row, (m,) or (1, m), of whole numbers >= 0 that reaches 2 or more,
+    i.e. looks like the class indices of K >= 3 classes; None otherwise."""
+    y = np.asarray(Y)
+    y = y[0] if y.ndim == 2 and y.shape[0] == 1 else y
+    if y.ndim != 1 or y.size == 0 or y.dtype.kind not in "iuf":
+        return None
+    if y.dtype.kind == "f" and not (np.isfinite(y).all() and (y == np.round(y)).all()):
+        return None
+    return int(y.max()) + 1 if y.min() >= 0 and y.max() >= 2 else None
+
+
+def choose_output(given: str | None, Y: np.ndarray, resumed: TrainResult | None) -> str:
+    """--output, else the resumed run's, else softmax for integer class indices (m,) of
+    more than 2 classes (``--dataset spirals``), sigmoid for any other labels."""
+    if given is not None:
+        return given
+    if resumed is not None:
+        return resumed.output
+    Y = np.asarray(Y)
+    return "softmax" if Y.ndim == 1 and Y.dtype.kind in "iu" and class_count(Y) else "sigmoid"
+
+
+def labels_for(output: str, Y: np.ndarray, given: str | None, resumed: bool) -> np.ndarray:
+    """Y as ``output`` takes it: a softmax output reads a single label row (a .csv's label
+    column) as class indices (m,). A sigmoid output is refused for labels that are class
+    indices of more than 2 classes: it would learn nothing useful from them."""
+    Y = np.asarray(Y)
+    if output == "softmax" and Y.ndim == 2 and Y.shape[0] == 1:
+        return Y[0]
+    K = class_count(Y)
+    if output == "sigmoid" and K:
+        which = "--output sigmoid" if given else "the checkpoint's sigmoid output"
+        if given is None and not resumed:
+            which = "the default sigmoid output (softmax is the default for integer labels (m,))"
+        raise CliError(
+            f"the labels are whole numbers 0..{K - 1}, the class indices of {K} classes, but "
+            f"{which} learns 0/1 labels: use --output softmax for classes (or --output "
+            "identity to fit the numbers as values)" + (" in a new run" if resumed else ""),
+            code=2,
+        )
+    return Y

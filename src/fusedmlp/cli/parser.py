@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 
 from .. import __version__, datasets
-from ..reference import ACTIVATIONS, LOSSES
+from ..optimizers import OPTIMIZERS, SCHEDULES
+from ..reference import ACTIVATIONS, LOSSES, OUTPUTS
+from ..settings import DEFAULT_LR, Settings
 from . import predict, scale, sweep, training
 from .common import INIT_SEED, SWEEP_DEFAULTS, SWEEP_HIDDEN, TRAIN_EPOCHS, CliError
 
@@ -79,6 +82,24 @@ def _real(*, positive: bool):
     return parse
 
 
+def _number(text: str) -> float:
+    """Any number: the ranges are checked by ``fusedmlp.settings.Settings``."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _default_sizes() -> str:
+    """'400 for planar, 300 for spirals, 200 for the others': from the generators."""
+    sizes: dict[int, list[str]] = {}
+    for name, make in datasets.DATASETS.items():
+        sizes.setdefault(inspect.signature(make).parameters["m"].default, []).append(name)
+    common = max(sizes, key=lambda m: len(sizes[m]))
+    parts = [f"{m} for {', '.join(names)}" for m, names in sizes.items() if m != common]
+    return ", ".join([*parts, f"{common} for the others"])
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     which = g.add_mutually_exclusive_group()
@@ -97,7 +118,7 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--m",
         type=_int_at_least(1),
-        help="samples of a built-in data set (default: 400 for planar, 200 for the others)",
+        help=f"samples of a built-in data set (default: {_default_sizes()})",
     )
     g.add_argument("--seed", type=_seed, help="data seed of a built-in set (default 1)")
     g.add_argument(
@@ -109,20 +130,22 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_trainer_options(p: argparse.ArgumentParser, defaults: dict, hidden: bool) -> None:
+    """The options of ``train`` and ``sweep``; ``defaults`` only words the help (every
+    setting parses to None when not given: the command fills in its defaults, and a
+    resumed run keeps its own)."""
     g = p.add_argument_group("network and training")
     if hidden:
         g.add_argument("--hidden", type=_int_at_least(1), help="hidden units (default 4)")
     g.add_argument(
         "--activation",
         choices=list(ACTIVATIONS),
-        default=defaults.get("activation"),
         help=f"hidden activation (default {defaults.get('activation', 'sigmoid')})",
     )
     g.add_argument(
         "--loss",
         choices=list(LOSSES),
-        default=defaults.get("loss"),
-        help=f"loss (default {defaults.get('loss', 'mse')})",
+        help=f"loss (default {defaults.get('loss', 'mse')}; a softmax output takes only "
+        "cross_entropy, an identity output only mse, and those are then the default)",
     )
     g.add_argument(
         "--epochs",
@@ -131,12 +154,9 @@ def _add_trainer_options(p: argparse.ArgumentParser, defaults: dict, hidden: boo
         help=f"epochs to run (default {defaults['epochs']})"
         + ("; with --resume, epochs more" if hidden else ""),
     )
-    g.add_argument(
-        "--lr",
-        type=_real(positive=True),
-        default=defaults.get("lr"),
-        help=f"learning rate (default {defaults.get('lr', 0.2)})",
-    )
+    rates = {**DEFAULT_LR, "gd": defaults.get("lr", DEFAULT_LR["gd"])}
+    rates = ", ".join(f"{v} for {k}" for k, v in rates.items())
+    g.add_argument("--lr", type=_real(positive=True), help=f"learning rate (default {rates})")
     g.add_argument(
         "--batch-size",
         type=_int_at_least(1),
@@ -145,10 +165,15 @@ def _add_trainer_options(p: argparse.ArgumentParser, defaults: dict, hidden: boo
     g.add_argument(
         "--tol",
         type=_real(positive=False),
-        help="early stopping: stop once the loss has not improved by more than TOL for "
-        "--patience epochs (default: never stop early)",
+        help="early stopping: stop once the loss (with --validation-fraction, the held-out "
+        "score) has not improved by more than TOL for --patience epochs (default: never stop "
+        "early on the loss; 1e-4 for validation and --lr-schedule adaptive)",
     )
-    g.add_argument("--patience", type=_int_at_least(1), default=10, help="see --tol (default 10)")
+    g.add_argument(
+        "--patience",
+        type=_int_at_least(1),
+        help=f"see --tol, --lr-schedule and --validation-fraction (default {Settings.patience})",
+    )
     g.add_argument(
         "--init-seed",
         type=_seed,
@@ -170,6 +195,71 @@ def _add_trainer_options(p: argparse.ArgumentParser, defaults: dict, hidden: boo
         choices=["numba", "numpy"],
         help="numba: the fused compiled kernels (default); numpy: the plain reference",
     )
+    _add_optimizer_options(p)
+
+
+def _add_optimizer_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "output, optimizer and validation",
+        "Settings left out take their defaults, or with --resume the resumed run's values\n"
+        "(whose output, loss, activation and optimizer cannot change).",
+    )
+    g.add_argument(
+        "--output",
+        choices=list(OUTPUTS),
+        help="output layer: sigmoid (a 0/1 label per output), softmax (one class per "
+        "sample) or identity (regression on the values). Default: softmax when the labels "
+        "are integer class indices (m,) with more than 2 classes, as --dataset spirals's, "
+        "otherwise sigmoid",
+    )
+    g.add_argument(
+        "--optimizer",
+        choices=list(OPTIMIZERS),
+        help="gd (plain gradient descent, the default), momentum, nesterov or adam",
+    )
+    g.add_argument(
+        "--momentum",
+        type=_number,
+        metavar="MU",
+        help=f"momentum and nesterov's mu, in [0, 1) (default {Settings.momentum})",
+    )
+    for name, what in (("beta1", "first"), ("beta2", "second")):
+        g.add_argument(
+            f"--{name}",
+            type=_number,
+            metavar="B",
+            help=f"adam's decay of the {what} moment, in [0, 1) "
+            f"(default {getattr(Settings, name)})",
+        )
+    g.add_argument(
+        "--epsilon", type=_number, help=f"adam's epsilon, > 0 (default {Settings.epsilon})"
+    )
+    g.add_argument(
+        "--alpha",
+        type=_number,
+        help=f"L2 penalty on the weights (not the biases), >= 0 (default {Settings.alpha})",
+    )
+    g.add_argument(
+        "--lr-schedule",
+        choices=list(SCHEDULES),
+        help="constant (the default); invscaling: lr / (samples seen + 1)^power_t, set each "
+        "epoch; adaptive: lr / 5 after "
+        "--patience epochs without improving by --tol, stopping below 1e-6",
+    )
+    g.add_argument(
+        "--power-t",
+        type=_number,
+        metavar="P",
+        help=f"the exponent of --lr-schedule invscaling (default {Settings.power_t})",
+    )
+    g.add_argument(
+        "--validation-fraction",
+        type=_number,
+        metavar="F",
+        help="hold out this share of the samples, in (0, 1), stratified by class; score "
+        "them after every epoch, stop after --patience epochs without improvement by "
+        "--tol, and keep the best epoch's parameters (default: no validation)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,7 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="{train,sweep,explain,predict,scale}"
     )
+    _add_train(sub)
+    _add_sweep(sub)
+    _add_explain_and_predict(sub)
+    scale.add_parser(sub, formatter_class=_Formatter)
+    return parser
 
+
+def _add_train(sub) -> None:
     t = sub.add_parser(
         "train",
         help="train one network and save model, pictures and summary",
@@ -195,9 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
             "weights from seed 2. Progress goes to stderr as a bar on a terminal, otherwise\n"
             'as "Epoch 100: loss 0.2432" lines on stdout; then the accuracy and the time.\n'
             "Written into --out: model.npz (the checkpoint, fusedmlp.load reads it),\n"
-            "decision_boundary.png (networks with 2 inputs and 1 output), loss.png and\n"
-            "summary.json. If training diverges, the last finite parameters are saved to\n"
-            "model.npz and the exit status is 1."
+            "decision_boundary.png (2 inputs; one sigmoid output or softmax classes),\n"
+            "loss.png and summary.json. If training diverges, the last finite parameters\n"
+            "are saved to model.npz and the exit status is 1. Integer class labels (m,)\n"
+            "with more than 2 classes (--dataset spirals) train a softmax output.\n"
+            "The score printed is the accuracy, or R^2 for --output identity."
         ),
         epilog=DATA_FORMATS + "\n" + EXIT_STATUS,
     )
@@ -207,13 +306,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--resume",
         metavar="CHECKPOINT",
-        help="continue a saved run for --epochs more; its activation, loss, lr, seed, batch "
-        "size, backend, dtype and data (when trained by this command) are kept unless given",
+        help="continue a saved run for --epochs more; its settings (activation, output, loss, "
+        "optimizer and its options, lr, seed, batch size, ...), backend, dtype and data (when "
+        "trained by this command) are kept unless given; activation, output, loss and "
+        "optimizer cannot change",
     )
     g.add_argument("--out", default="out", help="output folder, created if missing (default out)")
     g.add_argument("--quiet", action="store_true", help="no progress, only the result line")
     t.set_defaults(func=training.train_command)
 
+
+def _add_sweep(sub) -> None:
     s = sub.add_parser(
         "sweep",
         help="train one network per hidden size and compare their decision boundaries",
@@ -243,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--verbose", action="store_true", help="show each run's progress")
     s.set_defaults(func=sweep.sweep_command)
 
+
+def _add_explain_and_predict(sub) -> None:
     e = sub.add_parser(
         "explain",
         help="print every term of the forward and backward pass with its shape",
@@ -259,13 +364,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "predict",
-        help="labels or probabilities of a saved model for new data",
+        help="labels, classes, values or probabilities of a saved model for new data",
         formatter_class=_Formatter,
         description=(
             "Load CHECKPOINT (a model.npz written by train) and write, for each sample of\n"
-            "DATA, its n_y labels 0/1 (or, with --proba, probabilities), one line per sample:\n"
-            "space-separated on stdout or a text FILE, comma-separated for FILE.csv; FILE.npy\n"
-            "gets one array of shape (n_y, m), one sample per column like --labels files."
+            "DATA, what the model's output predicts: its n_y labels 0/1 (sigmoid), its class\n"
+            "index (softmax) or its n_y values (identity); with --proba, the outputs A2\n"
+            "(probabilities). The saved activation and output are used: no flag to repeat.\n"
+            "One line per sample: space-separated on stdout or a text FILE, comma-separated\n"
+            "for FILE.csv; FILE.npy gets one array, (n_y, m) with one sample per column, or\n"
+            "(m,) for class indices, like --labels files."
         ),
         epilog=DATA_FORMATS,
     )
@@ -280,6 +388,3 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--backend", choices=["numba", "numpy"], default="numba")
     p.set_defaults(func=predict.predict_command)
-
-    scale.add_parser(sub, formatter_class=_Formatter)
-    return parser

@@ -45,24 +45,35 @@ def predict_command(args: argparse.Namespace) -> int:
     X, _, _ = read_data(args.data, label_column=args.label_column, need_labels=False)
     _check_features(args, X, res.sizes[0])
     f = predict_proba if args.proba else predict
-    A = f(res.params, X, activation=res.activation, backend=args.backend)
+    # the model's own activation and output: class indices (m,) for softmax, values for
+    # identity, 0/1 labels for sigmoid; --proba gives the outputs A2 of any of them
+    A = f(res.params, X, activation=res.activation, output=res.output, backend=args.backend)
+    rows = A.reshape(1, -1) if A.ndim == 1 else A  # one line per sample either way
     sep = "," if out is not None and out.suffix.lower() == ".csv" else " "
-    fmt = repr if args.proba else str  # repr of a float reads back to the same bits
+    exact = args.proba or A.dtype.kind == "f"
+    fmt = repr if exact else str  # repr of a float reads back to the same bits
     if out is None:
-        sys.stdout.write("".join(sep.join(map(fmt, row)) + "\n" for row in A.T.tolist()))
+        sys.stdout.write("".join(sep.join(map(fmt, row)) + "\n" for row in rows.T.tolist()))
         sys.stdout.flush()
         # the predictions are the result: a reader that left early did not get them all
         return 1 if getattr(sys.stdout, "broken", False) else 0
     if out.suffix.lower() == ".npy":
         # through a file object: np.save(name) would append ".npy" to "p.NPY"
-        write = lambda f: np.save(f, A)  # noqa: E731  (n_y, m): usable as --labels
+        write = lambda f: np.save(f, A)  # noqa: E731  (n_y, m) or (m,): usable as --labels
     else:
-        text = "".join(sep.join(map(fmt, row)) + "\n" for row in A.T.tolist())
+        text = "".join(sep.join(map(fmt, row)) + "\n" for row in rows.T.tolist())
         write = lambda f: f.write(text.encode())  # noqa: E731
     try:
         write_atomically(out, write, what="predictions")
     except OSError as exc:
         raise CliError(str(exc)) from None
-    what = "probabilities" if args.proba else "labels"
-    print(f"Wrote {A.shape[1]} samples x {A.shape[0]} {what} to {out}")
+    print(
+        f"Wrote {rows.shape[1]} samples x {_what(args.proba, res.output, rows.shape[0])} to {out}"
+    )
     return 0
+
+
+def _what(proba: bool, output: str, n: int) -> str:
+    if proba:
+        return f"{n} probabilities" if output != "identity" else f"{n} values"
+    return {"softmax": "1 class index", "identity": f"{n} values"}.get(output, f"{n} labels")

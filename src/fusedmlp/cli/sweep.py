@@ -13,11 +13,22 @@ import numpy as np
 
 from .. import __version__
 from .._atomic import write_atomically
-from ..api import accuracy
 from ..trainer import TrainingDiverged, train
 from . import training
-from .common import INIT_SEED, INTERRUPTED, CliError, make_out
-from .data import describe, n_y, training_data
+from .common import INTERRUPTED, SWEEP_DEFAULTS, CliError, make_out
+from .data import choose_output, describe, labels_for, n_y, training_data
+
+
+def _settings(args: argparse.Namespace, output: str) -> dict:
+    """The options given, over the experiment's defaults where they apply: tanh, and
+    cross-entropy and lr 1.2 unless another output or optimizer calls for its own."""
+    given = training.given_settings(args, output, None)
+    given.setdefault("activation", SWEEP_DEFAULTS["activation"])
+    if output == "sigmoid":
+        given.setdefault("loss", SWEEP_DEFAULTS["loss"])
+    if given.get("optimizer", "gd") == "gd":
+        given.setdefault("lr", SWEEP_DEFAULTS["lr"])
+    return given
 
 
 def sweep_command(args: argparse.Namespace) -> int:
@@ -26,25 +37,27 @@ def sweep_command(args: argparse.Namespace) -> int:
         X = X.astype(args.dtype)
     out = make_out(args.out)
     training.check_before_training(out, ("sweep.json", "sweep.png"), data, None)
+    output = choose_output(args.output, Y, None)
+    given = _settings(args, output)
+    settings = training.check_settings(given, None)
+    Y = labels_for(output, Y, args.output, False)
     for h in args.hidden:  # every size before the first is trained
-        training.check_network(X, Y, h, None)
-    conf = {k: getattr(args, k) for k in ("activation", "loss", "lr")}
+        training.check_network(X, Y, h, None, output)
     backend = args.backend or "numba"
-    seed = INIT_SEED if args.init_seed is None else args.init_seed
     print(
         f"{describe(data, X)}, hidden sizes {' '.join(map(str, args.hidden))}, "
-        f"{conf['activation']} + {conf['loss']}, lr {conf['lr']}, {args.epochs} epochs, "
-        f"backend {backend}"
+        f"{training.describe_settings(settings)}, {args.epochs} epochs, backend {backend}"
     )
-    print(f"{'hidden':>6}  {'accuracy':>8}  {'final loss':>10}  {'seconds':>8}", flush=True)
-    kwargs = dict(conf, seed=seed, backend=backend, **training.trainer_kwargs(args))
+    name = "R^2" if output == "identity" else "accuracy"
+    print(f"{'hidden':>6}  {name:>8}  {'final loss':>10}  {'seconds':>8}", flush=True)
+    kwargs = dict(backend=backend, **training.trainer_kwargs(args))
     presses = args.interrupts
     with presses.protect():
-        training.warm_up(X, Y, hidden=args.hidden[0], **kwargs)
+        training.warm_up(X, Y, settings, hidden=args.hidden[0], **kwargs)
         if presses.count:
             print("Interrupted by Ctrl-C before training started: nothing was trained.")
             return INTERRUPTED
-        rows, results, diverged = _train_each(args, X, Y, kwargs, presses)
+        rows, results, diverged = _train_each(args, X, Y, dict(kwargs, **given), presses)
         files = {}
         with presses.protect(raise_at=2):  # a second Ctrl-C skips the picture
             files.update(_picture(results, X, Y, out, presses))
@@ -52,15 +65,12 @@ def sweep_command(args: argparse.Namespace) -> int:
         sweep = {
             **data,
             "n_x": X.shape[0],
-            "n_y": n_y(Y),
-            **conf,
+            "n_y": n_y(Y, output),
+            **{k: v for k, v in settings.to_dict().items() if k != "seed"},
             "epochs": args.epochs,
-            "init_seed": seed,
+            "init_seed": settings.seed,
             "backend": backend,
             "dtype": str(results[0].dtype) if results else None,
-            "batch_size": args.batch_size,
-            "tol": args.tol,
-            "patience": args.patience,
             "threads": args.threads or numba.get_num_threads(),
             "interrupted": bool(presses.count),
             "runs": rows,
@@ -73,7 +83,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     if diverged:
         raise CliError(
             f"training diverged for hidden size(s) {', '.join(map(str, diverged))} (--lr "
-            f"{conf['lr']} is probably too large; try a smaller one); the other sizes are "
+            f"{settings.lr} is probably too large; try a smaller one); the other sizes are "
             f"in {files['table']}"
         )
     return INTERRUPTED if presses.count else 0
@@ -92,21 +102,26 @@ def _train_each(args, X, Y, kwargs: dict, presses) -> tuple:
             print(f"{h:>6}  diverged at epoch {exc.epoch}", flush=True)
             continue
         seconds = time.perf_counter() - start
-        acc = accuracy(res.params, X, Y, activation=res.activation, backend=kwargs["backend"])
+        scored = training.score_of(res, X, Y, kwargs["backend"])
         final = float(res.losses[-1]) if res.epochs else math.nan
+        best = res.best_epoch
         rows.append(
             {
                 "hidden": h,
-                "accuracy": acc,
+                "accuracy": scored[1] if scored[0] == "accuracy" else None,
+                "r2": scored[1] if scored[0] == "R^2" else None,
                 "final_loss": final if res.epochs else None,
                 "seconds": seconds,
                 "epochs": res.epochs,
                 "stop_epoch": res.stop_epoch,
+                "best_epoch": best,
+                "val_score": None if best is None else float(res.val_scores[best]),
                 "interrupted": res.interrupted,
             }
         )
         results.append(res)
-        print(f"{h:>6}  {100 * acc:>7.2f}%  {final:>10.6f}  {seconds:>8.3f}", flush=True)
+        show = training.show_score(scored)
+        print(f"{h:>6}  {show:>8}  {final:>10.6f}  {seconds:>8.3f}", flush=True)
         if res.interrupted or presses.count:
             print(f"Sweep interrupted by Ctrl-C during hidden size {h}; saving what is done.")
             break
@@ -115,8 +130,14 @@ def _train_each(args, X, Y, kwargs: dict, presses) -> tuple:
 
 def _picture(results: list, X, Y, out: Path, presses) -> dict:
     """sweep.png when it applies; a second Ctrl-C or a failure to draw it is one line."""
-    n_x, n_y_ = X.shape[0], n_y(Y)
     if not results:
+        return {}
+    n_x, n_y_, output = X.shape[0], results[0].sizes[2], results[0].output
+    if output != "sigmoid":
+        print(
+            f"sweep.png skipped: it draws networks with one sigmoid output, not output "
+            f"{output} (train --hidden N draws one network's decision boundary)"
+        )
         return {}
     if n_x != 2 or n_y_ != 1:
         print(f"sweep.png skipped: it needs 2 inputs and 1 output, the data have {n_x} and {n_y_}")
