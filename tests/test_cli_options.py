@@ -275,3 +275,20 @@ def test_m_help_names_each_default_size(capsys):
     assert rc == 0
     text = " ".join(out.split())
     assert "400 for planar, 300 for spirals, 200 for the others" in text
+
+
+# ---------------------------------------------------------------------------
+# explain shows the output layer and the L2 terms
+
+
+def test_explain_takes_the_output_and_alpha(capsys):
+    rc, out, _ = run(capsys, "explain", "--n-y", 3, "--output", "softmax", "--alpha", 0.1)
+    assert rc == 0
+    assert "softmax output, cross_entropy, L2 alpha = 0.1" in out
+    assert "E / E.sum(axis=0, keepdims=True)" in out and "(alpha/m) * W1" in out
+    rc, out, _ = run(capsys, "explain", "--output", "identity")
+    assert rc == 0 and "identity: no output function" in out and "(2/m) * (A2 - Y)" in out
+    rc, _, err = run(capsys, "explain", "--output", "softmax")  # one output
+    assert rc == 1
+    assert_one_error_line(err)
+    assert "softmax needs at least 2 outputs" in err

@@ -359,7 +359,20 @@ def _add_explain_and_predict(sub) -> None:
     e.add_argument("--n-y", type=_int_at_least(1), default=1, help="outputs (default 1)")
     e.add_argument("--m", type=_int_at_least(1), default=400, help="samples (default 400)")
     e.add_argument("--activation", choices=list(ACTIVATIONS), default="sigmoid")
-    e.add_argument("--loss", choices=list(LOSSES), default="mse")
+    e.add_argument(
+        "--output",
+        choices=["sigmoid", "softmax", "identity"],
+        default="sigmoid",
+        help="output layer (default sigmoid)",
+    )
+    e.add_argument(
+        "--loss",
+        choices=list(LOSSES),
+        help="default: the output's own (mse; cross_entropy for softmax)",
+    )
+    e.add_argument(
+        "--alpha", type=_real(positive=False), default=0.0, help="L2 penalty (default 0)"
+    )
     e.set_defaults(func=predict.explain_command)
 
     p = sub.add_parser(

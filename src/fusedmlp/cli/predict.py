@@ -17,7 +17,14 @@ from .data import read_data
 
 
 def explain_command(args: argparse.Namespace) -> int:
-    print(explain(args.n_x, args.n_h, args.n_y, args.m, args.activation, args.loss))
+    try:
+        text = explain(
+            args.n_x, args.n_h, args.n_y, args.m, args.activation, args.loss,
+            output=args.output, alpha=args.alpha,
+        )  # fmt: skip
+    except ValueError as exc:  # a pair that does not fit, softmax with one output
+        raise CliError(str(exc)) from None
+    print(text)
     return 0
 
 
