@@ -5,9 +5,9 @@ import doctest
 import pytest
 
 import fusedmlp
-import fusedmlp.cli
 import fusedmlp._compiled_train
 import fusedmlp._holdout
+import fusedmlp.cli
 import fusedmlp.optimizers
 import fusedmlp.result
 import fusedmlp.settings

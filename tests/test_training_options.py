@@ -343,7 +343,7 @@ def test_resume_is_bit_identical(planar, tmp_path, optimizer, schedule, batch_si
     X, Y = planar
     kw = _resume_kw(optimizer, schedule, batch_size)
     whole = fusedmlp.train(X, Y, epochs=3000, **kw)
-    # a stop inside the first 1000 epochs is the xfail below
+    # a stop inside the first 1000 epochs is the next test's case
     assert whole.stop_epoch is None or whole.stop_epoch >= 1000
     first = fusedmlp.train(X, Y, epochs=1000, **kw)
     rest = fusedmlp.train(X, Y, epochs=2000, resume=first)
@@ -358,12 +358,6 @@ def test_resume_is_bit_identical(planar, tmp_path, optimizer, schedule, batch_si
         assert res.settings == whole.settings
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: resuming a run the adaptive schedule stopped trains one more epoch "
-    "(kernels/optim.py epoch_end only checks STOPPED after the epoch's update; "
-    "_optstate.OptState.epoch_end likewise)",
-)
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_resume_after_the_adaptive_floor_equals_one_run(planar, backend):
     X, Y = planar
@@ -407,11 +401,6 @@ def test_resume_with_a_new_lr_changes_the_rate(planar, optimizer, schedule):
         assert min(want.rates[:10]) < lr and min(want.rates[10:]) < new
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: under invscaling a new lr on resume runs its first epoch at the raw lr, "
-    "not lr / (epoch m + 1) ** power_t (trainer.train sets clock[LR] = lr)",
-)
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_resume_with_a_new_lr_under_invscaling_keeps_the_schedule(planar, backend):
     X, Y = planar
@@ -677,12 +666,6 @@ def test_adaptive_rate_sequence_and_stop_epoch(planar, backend):
         assert same(p, whole.params)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with lr_schedule='adaptive' a given tol also turns on early stopping on "
-    "the training loss (trainer/_driver.EarlyStop), which ends training at the first stall "
-    "instead of dividing the rate: the schedule never trains at a reduced rate",
-)
 def test_adaptive_with_a_tol_divides_the_rate_instead_of_stopping(planar):
     X, Y = planar
     res = fusedmlp.train(X, Y, epochs=300, seed=1, lr_schedule="adaptive", tol=1e-3,

@@ -266,11 +266,16 @@ def drive(run, result, buf, X, Y, first, last, settings, ctrl_c, state, holdout=
     tol, patience, verbose, log_every, callback = settings
     p = result.params
     progress = Progress(verbose, last, first, X.shape[1])
-    early = None if tol is None or holdout is not None else EarlyStop(tol, patience)
+    # tol stops on the training loss, unless validation or the adaptive schedule (whose
+    # own tolerance it is) use it
+    on_loss = tol is not None and holdout is None and not state.adaptive
+    early = EarlyStop(tol, patience) if on_loss else None
     watch = outofcore.FileWatch(X=X, Y=Y)
     own = dict(p)  # the arrays the runner updates; a callback's replacements go into them
     aligned = callback is not None or progress.lines
     done, status, size = first, OK, 1
+    if state.stopped and first:  # resumed after the adaptive schedule stopped: stay there
+        result.stop_epoch, last = first - 1, first
     try:
         while done < last and status == OK and not ctrl_c.hit:
             n = 1 if holdout is not None else min(size, last - done)

@@ -64,6 +64,25 @@ class OptState:
         """The learning rate of the next update."""
         return float(self.clock[LR])
 
+    @property
+    def adaptive(self) -> bool:
+        """Whether the adaptive schedule moves the rate (and uses tol and patience)."""
+        return self.settings.lr_schedule == "adaptive"
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the adaptive schedule has stopped training (its rate at the floor)."""
+        return self.adaptive and bool(self.clock[STOPPED])
+
+    def new_rate(self, lr: float, epoch: int, m: int) -> None:
+        """A new initial rate from epoch ``epoch`` on (a resumed run given lr): the
+        rate the schedule gives at that epoch (invscaling: lr / (epoch m + 1)^power_t),
+        the adaptive schedule starting again from lr."""
+        self.hyper[LR0] = lr
+        if self.settings.lr_schedule == "invscaling":
+            lr = optimizers.scheduled_lr("invscaling", lr, epoch, m, self.settings.power_t)
+        self.clock[LR] = lr
+
     # -----------------------------------------------------------------------
     # the reference's view of the state
 

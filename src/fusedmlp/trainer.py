@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _data, _driver
 from ._holdout import Holdout
-from ._optstate import LR, LR0, OptState
+from ._optstate import OptState
 from ._validation import (
     check_backend,
     check_count,
@@ -131,7 +131,9 @@ def train(
         Early stopping. Without validation, on the training loss: stop once it has not
         improved on its best by more than ``tol`` for ``patience`` (default 10) epochs;
         the result holds exactly the epochs up to that one (``stop_epoch``). tol None
-        (default) never stops early on the loss.
+        (default) never stops early on the loss. With validation they apply to the
+        score; with the adaptive schedule they are its own (the rate drops instead, and
+        training stops when it reaches its floor).
     verbose : bool
         Progress: a tqdm bar when stderr is a terminal, otherwise a line
         "Epoch 100: loss 0.2432" every ``log_every`` epochs. Silent by default.
@@ -193,10 +195,10 @@ def train(
         X, Y, p = _data_and_params(X, Y, hidden, settings, start, backend)
         X, Y, holdout = _split(X, Y, settings, backend, resume)
         state = OptState(settings, p, None if resume is None else resume.state)
-        if resume is not None and "lr" in given:  # a new rate from here on
-            state.clock[LR] = state.hyper[LR0] = settings.lr
         history = np.zeros(0) if resume is None else _history(resume)
         first = len(history)
+        if resume is not None and "lr" in given:  # a new rate from here on
+            state.new_rate(settings.lr, first, X.shape[1])
         run = _driver.make_runner(backend, p, X, Y, state, stop=lambda: ctrl_c.hit)
         buf = _driver.Losses(history, first + epochs)
         result = TrainResult(params=p, losses=history, settings=settings, backend=backend)
