@@ -110,19 +110,25 @@ def plan(n_x: int, n_h: int, n_y: int, itemsize: int, m: int) -> tuple[int, int,
     return blk, 1, chunks(m, blk, WIDE_CHUNKS)
 
 
-# Chunks of a mini-batch of a wide network, when batches run their chunks in parallel
-BATCH_CHUNKS = 4
+# Samples per chunk of a mini-batch of a wide network whose chunks run on threads: at
+# least this many, so each chunk's products stay worth a BLAS call. Measured at the digits
+# shape (64-64-10, batches of 200, 2 cores), ms per epoch of 1797 samples: serial 1.12,
+# 2 chunks of 100 0.85, 4 chunks of 50 1.31.
+BATCH_CHUNK_MIN = 96
 
 
 def batch_plan(n_x: int, n_h: int, n_y: int, itemsize: int, batch: int) -> tuple[int, int, int]:
     """plan for mini-batches of ``batch`` samples: a wide network's batch too costly for
-    one thread (batch > serial_max_m) is cut into BATCH_CHUNKS blocks, one chunk each,
-    which the parallel batch kernel shares out; otherwise plan(..., m=batch)."""
+    one thread (batch > serial_max_m) is cut into chunks of one block each, of at least
+    BATCH_CHUNK_MIN samples (at most WIDE_CHUNKS chunks), which the parallel batch
+    kernel shares out; otherwise plan(..., m=batch). A function of the sizes only, as
+    plan is: the same sums for any thread count."""
     blk, wide, n_chunk = plan(n_x, n_h, n_y, itemsize, batch)
     if wide and batch > serial_max_m(n_x, n_h, n_y):
-        blk = -(-batch // BATCH_CHUNKS)
+        n_chunk = max(1, min(WIDE_CHUNKS, batch // BATCH_CHUNK_MIN))
+        blk = -(-batch // n_chunk)
         blk = -(-blk // 8) * 8
-        n_chunk = chunks(batch, blk, BATCH_CHUNKS)
+        n_chunk = chunks(batch, blk, n_chunk)
     return blk, wide, n_chunk
 
 

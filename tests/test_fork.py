@@ -127,3 +127,34 @@ def test_fork_while_another_thread_holds_the_kernel_lock():
         """
     )
     run(script)
+
+
+MINIBATCH = textwrap.dedent(
+    """
+    rng = np.random.default_rng(0)
+    Xd, yd = rng.random((64, 600)), rng.integers(0, 10, 600)
+
+    def batches(seed):
+        res = fusedmlp.train(
+            Xd, yd, hidden=64, activation="relu", output="softmax", optimizer="adam",
+            lr=1e-3, batch_size=200, epochs=2, seed=seed,
+        )
+        return res.losses.tolist()
+
+    first = batches(1)  # this process's first kernel: batches on threads (maybe cached)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        got = pool.map(batches, [1, 2])
+    assert got == [first, batches(2)], "a child computed something else"
+    print("ok", numba.threading_layer())
+    """
+)
+
+
+@pytest.mark.parametrize("layer", [None, "omp"])
+def test_mini_batches_on_threads_in_a_fresh_process_and_its_children(layer):
+    # a batch of 200 at 64-64-10 costs more than a thread launch: its chunks run on
+    # threads, from a kernel called by the serial mini-batch kernel; under GNU OpenMP
+    # the forked children run the batches serially (the same bits)
+    for _ in range(2):  # the second process loads the kernels from the cache
+        proc = run(MINIBATCH, layer=layer)
+        assert proc.stdout.startswith("ok")
