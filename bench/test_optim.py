@@ -14,7 +14,9 @@ Groups (medians per epoch; the ratios are printed in the session's summary):
 - ``digits-97-<dtype>``: the whole training to 97% test accuracy on scikit-learn's digits
   (stratified 70/30 split), fusedmlp and MLPClassifier with the same settings (64 relu
   units, softmax, Adam at 0.001, alpha 1e-4, batches of 200, the same initialisation
-  scheme), each for the epochs it needs (found first, untimed). Target: fusedmlp at
+  scheme), each for the epochs it needs (found first, untimed: the median over three
+  seeds of the fewest epochs after which a fresh run reaches 97%, and the run timed is
+  that median seed's). Target: fusedmlp at
   least 10x faster. Both in float64, and both in float32 (scikit-learn keeps float32
   data in float32). Needs scikit-learn (``pip install -e ".[bench]"``).
 """
@@ -60,10 +62,20 @@ def _data(dtype: str):
     return T.digits(dtype=np.dtype(dtype))
 
 
+SEEDS = (0, 1, 2)  # the epochs to 97% vary with the seed: the median over these
+
+
 @functools.cache
-def _epochs_needed(trainer: str, dtype: str) -> int:
+def _epochs_needed(trainer: str, dtype: str) -> tuple[int, int]:
+    """(epochs, seed): the median over SEEDS of the epochs to 97%, and the seed that
+    needs exactly that many (so the timed run of it reaches 97%)."""
     make = T.make_fusedmlp_fit if trainer == "fusedmlp" else T.make_sklearn_fit
-    return T.epochs_to(make, _data(dtype), 0.97, start=16)
+    each = {
+        seed: T.epochs_to(functools.partial(make, seed=seed), _data(dtype), 0.97, start=16)
+        for seed in SEEDS
+    }
+    epochs, seed = sorted((n, s) for s, n in each.items())[len(SEEDS) // 2]
+    return epochs, seed
 
 
 @pytest.mark.parametrize("trainer", ["fusedmlp", "sklearn"])
@@ -74,10 +86,11 @@ def _epochs_needed(trainer: str, dtype: str) -> int:
 )  # fmt: skip
 def test_time_to_97(benchmark, medians, report, dtype, trainer):
     pytest.importorskip("sklearn")
-    epochs = _epochs_needed(trainer, dtype)
+    epochs, seed = _epochs_needed(trainer, dtype)
     make = T.make_fusedmlp_fit if trainer == "fusedmlp" else T.make_sklearn_fit
-    run = make(_data(dtype), epochs)
+    run = make(_data(dtype), epochs, seed)
     benchmark.extra_info["epochs"] = epochs
     acc = _time(benchmark, medians, run, 1257 * epochs, f"digits-97-{dtype}/{trainer}")
-    report(f"digits-97 {dtype} {trainer}: {epochs} epochs to {acc:.4f} test accuracy")
+    report(f"digits-97 {dtype} {trainer}: {epochs} epochs (seed {seed}, the median of "
+           f"seeds {SEEDS}) to {acc:.4f} test accuracy")  # fmt: skip
     assert acc >= 0.97

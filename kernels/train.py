@@ -27,6 +27,7 @@ from .config import jit
 from .mlp import (
     OK,
     SCHEDULE_STOP,
+    _chunk_blocks,
     _chunk_grads,
     _delta_scale,
     _mean,
@@ -36,6 +37,7 @@ from .mlp import (
 )
 from .optim import ALPHA, epoch_end, penalty, update
 
+_inner = jit()
 _serial = jit(nogil=True)
 _parallel = jit(nogil=True, parallel=True)
 
@@ -93,18 +95,12 @@ def train_epochs_parallel(
     return n_epochs, OK
 
 
-@_serial
-def _gather(Xb, Yb, X, Y, idx):
-    """The batch of samples idx, as C-contiguous (n_x, n) and (n_y, n) (or (n,) class
-    indices) arrays in the flat scratch Xb, Yb: a batch in the same layout as a full
-    data set, so the chunk code runs the same vectorised, BLAS-fed machine code (a
-    column slice of a 2-D scratch would be non-contiguous, and measured 2x slower)."""
-    n = idx.shape[0]
-    Xn = Xb[: X.shape[0] * n].reshape((X.shape[0], n))
+@_inner
+def _fill(Xn, X, idx, lo, hi):
+    """Xn[:, lo:hi] = X[:, idx[lo:hi]]: columns of the batch into its scratch."""
     for k in range(X.shape[0]):
-        for j in range(n):
+        for j in range(lo, hi):
             Xn[k, j] = X[k, idx[j]]
-    return Xn, _gather_targets(Yb, Y, idx)
 
 
 @_serial
@@ -128,7 +124,8 @@ def _gather_columns(Yb, Y, idx):
 
 
 def _gather_targets(Yb, Y, idx):
-    """The batch's targets: labels or columns by Y's dimensions."""
+    """The batch's targets, into the flat scratch Yb: labels or columns by Y's
+    dimensions (a few values a sample: gathered serially, before the chunks)."""
     return (_gather_labels if Y.ndim == 1 else _gather_columns)(Yb, Y, idx)
 
 
@@ -164,9 +161,14 @@ def train_batches(
         total = 0.0
         for start in range(0, m, batch):
             n = min(batch, m - start)
-            Xn, Yn = _gather(Xb, Yb, X, Y, orders[e, start : start + n])
+            idx = orders[e, start : start + n]
+            # the batch in the same C-contiguous layout as a whole data set, so the chunk
+            # code runs the same vectorised, BLAS-fed machine code (a column slice of a
+            # 2-D scratch would be non-contiguous: measured 2x slower)
+            Xn = Xb[: X.shape[0] * n].reshape((X.shape[0], n))
+            Yn = _gather_targets(Yb, Y, idx)
             loss = _batch_grads(
-                grad, partials, scratch, W1, b1, W2, b2, Xn, Yn, kind, plan, parallel
+                grad, partials, scratch, W1, b1, W2, b2, Xn, Yn, X, idx, kind, plan, parallel
             )
             loss += penalty(W1, W2, hyper[ALPHA], n)
             status = update(W1, b1, W2, b2, new, fresh, grad, n, codes, hyper, moments, clock)
@@ -181,28 +183,35 @@ def train_batches(
 
 
 @_parallel
-def _batch_chunks_parallel(partials, W1, b1, W2, b2, X, Y, kind, plan, n_chunk):
-    """The batch's chunk sums into partials[:n_chunk], in parallel. Only the prange:
-    the caller adds the partials up after this returns (a read of partials after the
-    prange in the same function may be ordered before the writes inside the calls)."""
-    scale = _delta_scale(X, kind[1])
+def _batch_chunks_parallel(partials, W1, b1, W2, b2, Xn, Yn, X, idx, kind, plan, n_chunk):
+    """Each chunk gathers its columns of the batch into Xn, then its sums into
+    partials[c], in parallel. Only the prange: the caller adds the partials up after
+    this returns (a read of partials after the prange in the same function may be
+    ordered before the writes inside the calls)."""
+    scale = _delta_scale(Xn, kind[1])
+    n, blk = Xn.shape[1], plan[0]
     for c in prange(n_chunk):
-        scratch = _scratch(W1, W2, X, plan)
-        _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan)
+        lo, hi = _chunk_blocks(c, n_chunk, n, blk)
+        _fill(Xn, X, idx, lo * blk, min(hi * blk, n))
+        scratch = _scratch(W1, W2, Xn, plan)
+        _chunk_grads(partials[c], scratch, W1, b1, W2, b2, Xn, Yn, c, n_chunk, kind, scale, plan)
 
 
 @_serial
-def _batch_grads(grad, partials, scratch, W1, b1, W2, b2, X, Y, kind, plan, parallel):
-    """grad = the loss and gradient sums of the batch X, Y; its mean loss. With
-    ``parallel`` the chunks run on threads: the same chunks, the same sums."""
-    n = X.shape[1]
+def _batch_grads(grad, partials, scratch, W1, b1, W2, b2, Xn, Yn, X, idx, kind, plan, parallel):
+    """grad = the loss and gradient sums of the batch idx (gathered from X into Xn; its
+    targets already in Yn); its mean loss. With ``parallel`` the chunks gather and
+    compute on threads: the same chunks, the same sums."""
+    n = Xn.shape[1]
     blk = plan[0]
     n_chunk = min(plan[2], (n + blk - 1) // blk)
     if parallel:
-        _batch_chunks_parallel(partials, W1, b1, W2, b2, X, Y, kind, plan, n_chunk)
+        _batch_chunks_parallel(partials, W1, b1, W2, b2, Xn, Yn, X, idx, kind, plan, n_chunk)
     else:
-        scale = _delta_scale(X, kind[1])
+        _fill(Xn, X, idx, 0, n)
+        scale = _delta_scale(Xn, kind[1])
         for c in range(n_chunk):
-            _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan)
+            _chunk_grads(partials[c], scratch, W1, b1, W2, b2, Xn, Yn, c, n_chunk, kind, scale,
+                         plan)  # fmt: skip
     _sum_partials(grad, partials[:n_chunk], 0, grad.shape[0])
     return _mean(grad[-1], n)

@@ -1,7 +1,6 @@
 """The NumPy optimizers and schedules against the formulas, written out again here with
 Python scalars and loops, and against values worked by hand."""
 
-import io
 import json
 import math
 from dataclasses import asdict
@@ -291,57 +290,6 @@ def test_new_state_is_float64_zeros_of_the_shapes(optimizer):
 
 # ---------------------------------------------------------------------------
 # checkpoints
-
-
-@pytest.mark.parametrize("optimizer", opt.OPTIMIZERS)
-def test_state_round_trips_through_a_npz_exactly(optimizer):
-    params, target = tiny_problem(seed=5)
-    state = new_state(optimizer, params)
-    for _ in range(3):
-        step(optimizer, params, grads_of(params, target), state, 0.05)
-    arrays = opt.state_arrays(state)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    buf.seek(0)
-    with np.load(buf, allow_pickle=False) as npz:
-        restored = opt.state_from_arrays(optimizer, {k: npz[k] for k in npz.files})
-    assert_same_tree(restored, state)
-    if optimizer == "adam":
-        assert restored["t"] == 3 and type(restored["t"]) is int
-    # training on from the restored copy follows the original bit for bit
-    params2 = copy_tree(params)
-    for _ in range(2):
-        step(optimizer, params, grads_of(params, target), state, 0.05)
-        step(optimizer, params2, grads_of(params2, target), restored, 0.05)
-    assert_same_tree(params2, params)
-    assert_same_tree(restored, state)
-
-
-def test_state_arrays_are_copies_with_plain_names():
-    params, target, state = _after_one_step("adam")
-    arrays = opt.state_arrays(state)
-    names = {f"{s}_{k}" for s in ("m1", "m2") for k in SHAPES} | {"t"}
-    assert set(arrays) == names
-    assert arrays["t"].shape == () and arrays["t"].dtype == np.int64 and int(arrays["t"]) == 1
-    arrays["m1_W1"][:] = 123.0  # changing the checkpoint's arrays leaves the state alone
-    assert not np.any(state["m1"]["W1"] == 123.0)
-    restored = opt.state_from_arrays("adam", opt.state_arrays(state))
-    restored["m2"]["b2"][:] = 5.0
-    assert not np.any(state["m2"]["b2"] == 5.0)
-    assert opt.state_arrays(new_state("gd", params)) == {}
-
-
-def test_state_from_arrays_refuses_another_optimizers_state():
-    params, _, state = _after_one_step("momentum")
-    arrays = opt.state_arrays(state)
-    with pytest.raises(ValueError, match=r"missing \['m1_W1'.*unexpected \['v_W1'"):
-        opt.state_from_arrays("adam", arrays)
-    with pytest.raises(ValueError, match=r"unexpected \['v_W1'"):
-        opt.state_from_arrays("gd", arrays)
-    adam = opt.state_arrays(new_state("adam", params))
-    for bad in (np.array(-1), np.array(1.5), np.array([1, 2])):
-        with pytest.raises(ValueError, match="whole number"):
-            opt.state_from_arrays("adam", {**adam, "t": bad})
 
 
 # ---------------------------------------------------------------------------

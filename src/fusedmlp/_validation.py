@@ -298,18 +298,6 @@ def check_XY(
     return Xa, Ya.astype(work_dtype(Xa), copy=False)
 
 
-def check_data_for(p: dict, X: object, Y: object, loss: str, *, training: bool = False) -> tuple:
-    """check_XY for the network p (from check_params): X's rows and Y's rows must match it."""
-    X, Y = check_XY(X, Y, loss, n_x=p["W1"].shape[1], training=training)
-    n_y = p["W2"].shape[0]
-    if Y.shape[0] != n_y:
-        raise ValueError(
-            f"Y has {Y.shape[0]} rows but W2 is {p['W2'].shape}: {n_y} outputs. Give Y one "
-            f"row per output, or parameters for {Y.shape[0]} outputs."
-        )
-    return X, Y
-
-
 def params_in(p: dict, dtype: np.dtype) -> dict:
     """Checked parameters cast to the working dtype; ValueError if they overflow it."""
     with np.errstate(over="ignore"):  # the overflow is reported below, with the fix

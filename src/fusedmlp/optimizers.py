@@ -15,8 +15,8 @@ as scikit-learn's MLP does (``*`` elementwise, all arithmetic in float64):
               P -= lr_t m1 / (sqrt(m2) + epsilon)
 
 Adam's t counts updates (batches) from 1, one t for all four arrays. The state (v, or m1,
-m2 and t) is a dict made by ``new_state``; ``state_arrays`` and ``state_from_arrays``
-turn it into plain arrays for a checkpoint and back, exactly.
+m2 and t) is a dict made by ``new_state``. The trainer keeps it flat, as the kernels
+do, and hands this module views of it (``fusedmlp._optstate``).
 
 The learning rate of an epoch comes from a schedule: "constant", "invscaling"
 (``scheduled_lr``) or "adaptive" (``AdaptiveLR``, which follows the losses).
@@ -42,8 +42,6 @@ __all__ = [
     "AdaptiveLR",
     "new_state",
     "scheduled_lr",
-    "state_arrays",
-    "state_from_arrays",
     "step",
 ]
 
@@ -235,94 +233,6 @@ def step(
     if optimizer == "adam":
         state["t"] = new["t"]
     return OK
-
-
-# ---------------------------------------------------------------------------
-# checkpoints: the state as flat arrays and back
-
-
-def state_arrays(state: dict) -> dict[str, np.ndarray]:
-    """The state as flat, named arrays for a checkpoint (``np.savez``), copied.
-
-    Parameters
-    ----------
-    state : dict
-        From ``new_state`` or ``step``.
-
-    Returns
-    -------
-    dict of str to ndarray
-        ``"v_W1"``, ... for momentum and nesterov; ``"m1_W1"``, ..., ``"m2_W1"``, ... and
-        ``"t"`` (a 0-d int64 array) for adam; empty for gd. A checkpoint that stores them
-        beside other arrays may prefix the names; ``state_from_arrays`` wants them back
-        without the prefix.
-
-    Examples
-    --------
-    >>> p = {k: np.zeros((2, 2)) for k in ("W1", "b1", "W2", "b2")}
-    >>> a = state_arrays(new_state("adam", p))
-    >>> sorted(a)[:4], a["t"]
-    (['m1_W1', 'm1_W2', 'm1_b1', 'm1_b2'], array(0))
-    >>> s = state_from_arrays("adam", a)
-    >>> s["t"], s["m2"]["b1"].shape
-    (0, (2, 2))
-    """
-    arrays = {
-        f"{slot}_{k}": np.array(value[k], dtype=np.float64)
-        for slot, value in state.items()
-        if slot != "t"
-        for k in PARAMS
-    }
-    if "t" in state:
-        arrays["t"] = np.array(state["t"], dtype=np.int64)
-    return arrays
-
-
-def state_from_arrays(optimizer: str, arrays: dict) -> dict:
-    """The state of ``optimizer`` from ``state_arrays``'s arrays: the inverse, exactly.
-
-    Parameters
-    ----------
-    optimizer : {"gd", "momentum", "nesterov", "adam"}
-    arrays : dict of str to ndarray
-        Exactly the names ``state_arrays`` gives for this optimizer.
-
-    Returns
-    -------
-    dict
-        A state for ``step``, holding float64 copies of the arrays.
-
-    Raises
-    ------
-    ValueError
-        If a name is missing or unexpected (a state saved for another optimizer), or
-        ``t`` is not a whole number >= 0.
-
-    Examples
-    --------
-    >>> state_from_arrays("gd", {})
-    {}
-    """
-    _check_name("optimizer", optimizer, OPTIMIZERS)
-    want = {f"{slot}_{k}" for slot in _SLOTS[optimizer] for k in PARAMS}
-    if optimizer == "adam":
-        want.add("t")
-    if set(arrays) != want:
-        missing, extra = sorted(want - set(arrays)), sorted(set(arrays) - want)
-        raise ValueError(
-            f"the {optimizer} state needs the arrays {sorted(want)}; missing {missing}, "
-            f"unexpected {extra} (was it saved for another optimizer?)"
-        )
-    state = {
-        slot: {k: np.array(arrays[f"{slot}_{k}"], dtype=np.float64) for k in PARAMS}
-        for slot in _SLOTS[optimizer]
-    }
-    if optimizer == "adam":
-        t = np.asarray(arrays["t"])
-        if t.shape != () or t.dtype.kind not in "iu" or int(t) < 0:
-            raise ValueError(f"adam's t must be a whole number >= 0, not {t!r}")
-        state["t"] = int(t)
-    return state
 
 
 # ---------------------------------------------------------------------------

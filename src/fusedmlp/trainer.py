@@ -320,10 +320,11 @@ def _finish(result: TrainResult, buf, done: int, status, state, holdout) -> Trai
     result.losses = buf.final(done)
     result.state = state.arrays()
     if holdout is not None:
-        holdout.restore_best(result.params)
+        if status == OK:  # a failure keeps the last finite parameters, as documented
+            holdout.restore_best(result.params)
         result.val_losses = np.array(holdout.losses, dtype=np.float64)
         result.val_scores = np.array(holdout.scores, dtype=np.float64)
-        result.best_epoch = holdout.best_epoch
+        result.best_epoch = holdout.best_epoch if status == OK else None
     if isinstance(status, str):  # the message of the FileWatch
         raise DataChanged(
             f"{status}: training stopped after epoch {done - 1}. Data files must not change "
