@@ -35,10 +35,16 @@ def make_optimizer_epochs(m: int, optimizer: str, per_call: int, dtype=np.float6
     X, Y = W.make_data(m, dtype)
     start = W.make_params(dtype)
     settings = Settings.make({"optimizer": optimizer, "lr": LR[optimizer]})
+    return _afresh(start, settings, per_call, X, Y, W.ACT, W.LOSS)
+
+
+def _afresh(start: dict, settings: Settings, per_call: int, X, Y, *kind, **options):
+    """run() -> the first loss: per_call epochs through _compiled.epoch_runner, each run
+    from the parameters ``start`` and a fresh optimizer state, so each does the same work."""
     p = W.copy_params(start)
     state = OptState(settings, p)
     fresh = state.arrays()
-    run_k = _compiled.epoch_runner(p, X, Y, W.ACT, W.LOSS, state=state)
+    run_k = _compiled.epoch_runner(p, X, Y, *kind, state=state, **options)
     losses = np.zeros(per_call)
 
     def run():
@@ -47,7 +53,7 @@ def make_optimizer_epochs(m: int, optimizer: str, per_call: int, dtype=np.float6
         state.restore(fresh)
         done, status = run_k(per_call, losses)
         if done != per_call or status != 0:
-            raise RuntimeError(f"{optimizer}: stopped at {done} with status {status}")
+            raise RuntimeError(f"stopped at epoch {done} with status {status}")
         return float(losses[0])
 
     return run
@@ -82,24 +88,8 @@ def make_digits_epochs(batch: int | None, per_call: int, m: int = 1797, dtype=np
     (batch None) or mini-batches, from the same parameters and a fresh state each run."""
     X, y, start = digits_shaped(m, dtype)
     settings = Settings.make({**DIGITS, "batch_size": batch, "seed": 0})
-    p = W.copy_params(start)
-    state = OptState(settings, p)
-    fresh = state.arrays()
-    run_k = _compiled.epoch_runner(
-        p, X, y, "relu", "cross_entropy", output="softmax", state=state, batch_size=batch
-    )
-    losses = np.zeros(per_call)
-
-    def run():
-        for k in W.NAMES:
-            p[k][...] = start[k]
-        state.restore(fresh)
-        done, status = run_k(per_call, losses)
-        if done != per_call or status != 0:
-            raise RuntimeError(f"digits: stopped at {done} with status {status}")
-        return float(losses[0])
-
-    return run
+    return _afresh(start, settings, per_call, X, y, "relu", "cross_entropy",
+                   output="softmax", batch_size=batch)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------

@@ -42,6 +42,21 @@ _serial = jit(nogil=True)
 _parallel = jit(nogil=True, parallel=True)
 
 
+@_inner
+def _finish_epoch(
+    losses, e, grad, W1, b1, W2, b2, new, fresh, m, first, codes, hyper, moments, clock
+):  # fmt: skip
+    """After full-batch epoch e's sums are in grad: its loss (with the L2 term), the
+    update, the schedule. (n_done, status) to stop with, or (-1, OK) to go on."""
+    losses[e] = _mean(grad[-1], m) + penalty(W1, W2, hyper[ALPHA], m)
+    status = update(W1, b1, W2, b2, new, fresh, grad, m, codes, hyper, moments, clock)
+    if status != OK:
+        return e, status
+    if epoch_end(losses[e], first + e, m, codes, hyper, clock):
+        return e + 1, SCHEDULE_STOP
+    return -1, OK
+
+
 @_serial
 def train_epochs(
     losses, partials, W1, b1, W2, b2, X, Y, kind, plan, n_epochs, first, codes, hyper,
@@ -58,12 +73,11 @@ def train_epochs(
         for c in range(n_chunk):
             _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan)
         _sum_partials(grad, partials, 0, grad.shape[0])
-        losses[e] = _mean(grad[-1], m) + penalty(W1, W2, hyper[ALPHA], m)
-        status = update(W1, b1, W2, b2, new, fresh, grad, m, codes, hyper, moments, clock)
-        if status != OK:
-            return e, status
-        if epoch_end(losses[e], first + e, m, codes, hyper, clock):
-            return e + 1, SCHEDULE_STOP
+        done, status = _finish_epoch(
+            losses, e, grad, W1, b1, W2, b2, new, fresh, m, first, codes, hyper, moments, clock
+        )
+        if done >= 0:
+            return done, status
     return n_epochs, OK
 
 
@@ -86,12 +100,11 @@ def train_epochs_parallel(
             scratch = _scratch(W1, W2, X, plan)
             _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan)
         _sum_all(grad, partials)
-        losses[e] = _mean(grad[-1], m) + penalty(W1, W2, hyper[ALPHA], m)
-        status = update(W1, b1, W2, b2, new, fresh, grad, m, codes, hyper, moments, clock)
-        if status != OK:
-            return e, status
-        if epoch_end(losses[e], first + e, m, codes, hyper, clock):
-            return e + 1, SCHEDULE_STOP
+        done, status = _finish_epoch(
+            losses, e, grad, W1, b1, W2, b2, new, fresh, m, first, codes, hyper, moments, clock
+        )
+        if done >= 0:
+            return done, status
     return n_epochs, OK
 
 

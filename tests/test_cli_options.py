@@ -5,29 +5,11 @@ import json
 import numpy as np
 import pytest
 
+# the command runners and checks of test_cli (pytest puts tests/ on sys.path)
+from test_cli import PNG_SIGNATURE, assert_one_error_line, run, same_params
+
 import fusedmlp
 from fusedmlp import datasets
-from fusedmlp.cli import main
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def run(capsys, *argv):
-    """main(argv) in this process -> (exit status, stdout, stderr)."""
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def same_params(a, b):
-    return all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
-
-
-def assert_one_error_line(err):
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("fusedmlp: error: ")
-    assert "Traceback" not in err
 
 
 def summary(folder):
