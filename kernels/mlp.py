@@ -1,4 +1,5 @@
-"""Fused kernels for the one-hidden-layer network: forward, loss + gradients, training.
+"""Fused kernels for the one-hidden-layer network: forward, loss + gradients, accuracy;
+the training loops that call them are in train.py, the updates in optim.py.
 
 Legend (one sample per column, as in fusedmlp.reference):
 
@@ -13,9 +14,11 @@ Legend (one sample per column, as in fusedmlp.reference):
            partials); config.plan chooses them per network and m
 
     Z1 = W1 X + b1, A1 = g(Z1)        g: SIGMOID | TANH | RELU (small int codes)
-    Z2 = W2 A1 + b2, A2 = sigmoid(Z2)
+    Z2 = W2 A1 + b2, A2 = o(Z2)       o: SIGMOID_OUT | SOFTMAX | IDENTITY
     loss MSE = (1/m) sum (A2 - Y)^2, CROSS_ENTROPY = (1/m) sum Y sp(-Z2) + (1-Y) sp(Z2)
-    D2 = dL/dZ2: MSE (2/m)(A2 - Y) A2 (1 - A2), CROSS_ENTROPY (A2 - Y)/m
+         (softmax: (1/m) sum Y (logsumexp(Z2) - Z2)); Y may be class indices (m,)
+    D2 = dL/dZ2: MSE (2/m)(A2 - Y) A2 (1 - A2) (identity: (2/m)(A2 - Y)),
+         CROSS_ENTROPY (A2 - Y)/m
     dW2 = D2 A1^T, db2 = rowsum D2, D1 = (W2^T D2) g'(A1), dW1 = D1 X^T, db1 = rowsum D1
 
 How the work is laid out:
@@ -34,8 +37,8 @@ How the work is laid out:
 - The activation and loss are int codes tested once per block and unit, outside the
   per-sample loops: one compiled function per dtype serves every variant.
 - Every parallel kernel has a serial twin running the same chunks in order (same bits):
-  train_epochs (the whole training, for small m), loss_and_grads_serial, forward_serial
-  and count_correct_serial (for processes forked from a GNU OpenMP parent).
+  loss_and_grads_serial, forward_serial and count_correct_serial (for processes forked
+  from a GNU OpenMP parent); train.py's train_epochs is train_epochs_parallel's.
 
 Argument order: outputs, then inputs, then sizes/codes. Nothing here validates: the
 caller (fusedmlp._compiled) checks dtypes, shapes and contiguity; a wrong shape would read
