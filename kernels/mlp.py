@@ -185,7 +185,10 @@ def _chunk_grads(row, scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, pl
             narrow.output_linear(D2, A1, W2, b2, L)
         row[-1] += loss_delta(row, D2, Y, j0, L, loss, output, scale, T)
         if is_wide:
-            wide.backward(row, S, G, A1, D2, W2, X, j0, L, act)
+            k = b - lo  # the block's place in its flush group (float32)
+            first = k % wide.FLUSH_BLOCKS == 0
+            last = k % wide.FLUSH_BLOCKS == wide.FLUSH_BLOCKS - 1 or b == hi - 1
+            wide.backward(row, S, G, A1, D2, W2, X, j0, L, act, first, last)
         else:
             narrow.backward(row, S, A1, D2, W2, X, j0, L, act)
 

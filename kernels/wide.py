@@ -12,9 +12,11 @@ Per block of L samples (X_b = X[:, j0:j0+L], a view: row stride m, no copy):
     row += G                             the block's sums into the chunk's float64 row
 
 With float64 data the products accumulate straight into the chunk's float64 row
-(beta = 1). With float32 data BLAS computes in float32, so the block's sums go to G, of
-the data's dtype, and are then added into the row, as the narrow code adds its block
-sums: long sums over m are float64 for both dtypes. Nothing is of size m: the scratch is
+(beta = 1). With float32 data BLAS computes in float32, so the blocks' sums go to G, of
+the data's dtype, and are added into the row every FLUSH_BLOCKS blocks (and at the
+chunk's end): long sums over m are float64 for both dtypes, and the float32 sums span at
+most FLUSH_BLOCKS blocks. (Flushing after every block moved the n_par gradient entries
+through memory once a block: at 784-128-10 about a tenth of the float32 epoch.) Nothing is of size m: the scratch is
 (2 n_h + n_y) x blk values and G, per thread. Legend as in mlp.py.
 """
 
@@ -28,6 +30,8 @@ from .config import jit
 from .elementwise import activate, activation_slope
 
 _inner = jit()
+
+FLUSH_BLOCKS = 4  # float32: blocks whose sums G gathers before they go to the row
 
 
 def _target(row, G):
@@ -90,10 +94,11 @@ def _put(T, i, acc, beta):
 
 
 @_inner
-def backward(row, S, G, A1, D2, W2, X, j0, L, act):
+def backward(row, S, G, A1, D2, W2, X, j0, L, act, first, last):
     """row[dW1, db1, dW2] += the block's sums. S (n_h, blk) scratch (P, then D1);
-    G (n_par,) scratch of the data's dtype (used for float32 data); A1 (n_h, blk),
-    D2 (n_y, blk) as left by the forward pass and loss_delta.
+    G (n_par,) scratch of the data's dtype (used for float32 data: its sums start at the
+    ``first`` block of a flush group and go to the row after the ``last``); A1 (n_h,
+    blk), D2 (n_y, blk) as left by the forward pass and loss_delta.
 
     (Per-unit loops for dW2, W2^T D2 and db1, as the narrow code has, were measured
     against these BLAS calls for n_y = 1 and 10: no difference beyond noise, so BLAS.)
@@ -104,9 +109,12 @@ def backward(row, S, G, A1, D2, W2, X, j0, L, act):
     o_W2 = o_b1 + n_h
     A, D, P = A1[:, :L], D2[:, :L], S[:, :L]
     T, beta = _target(row, G)
+    if not first:
+        beta = 1.0  # G goes on gathering this group's sums
     mm_nt(T[o_W2 : o_W2 + n_y * n_h].reshape((n_y, n_h)), D, A, beta)
     mm_tn(P, W2, D, 0.0)
     for h in range(n_h):
         _put(T, o_b1 + h, activation_slope(S[h], A1[h], L, act), beta)
     mm_nt(T[:o_b1].reshape((n_h, n_x)), P, X[:, j0 : j0 + L], beta)
-    _flush(row, G, o_W2 + n_y * n_h)
+    if last:
+        _flush(row, G, o_W2 + n_y * n_h)

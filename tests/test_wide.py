@@ -209,3 +209,28 @@ def test_blas_helpers_match_numpy_on_strided_views():
         np.testing.assert_allclose(P, W.T @ E, rtol=tol, atol=tol)
         big[2:7, 3:30] = 7.0
         assert (big == 7.0).all()
+
+
+@pytest.mark.parametrize("extra", [0, 1, 3])
+def test_float32_sums_reach_the_row_every_flush_group(extra):
+    # chunks of many blocks, so float32 sums gather in G over FLUSH_BLOCKS blocks at a
+    # time and a last, partial group is flushed at the chunk's end: a group lost or
+    # counted twice would be off by a block's share, far beyond float32's tolerance
+    from fusedmlp.kernels import wide
+
+    n_x, n_h, n_y = 64, 256, 1
+    blk, _, n_chunk = _plan(n_x, n_h, n_y, 10**6, np.float32)
+    m = n_chunk * blk * (2 * wide.FLUSH_BLOCKS + extra) - 7
+    blocks_per_chunk = -(-m // blk) / n_chunk
+    assert blocks_per_chunk > wide.FLUSH_BLOCKS
+    p, X, Y = _make_case(n_x, n_h, n_y, m, np.float32, seed=extra, scale=0.75 / 8)
+    L, g = _compiled.loss_and_grads(p, X, Y, "tanh", "mse")
+    p64, X64, Y64 = _as64(p), X.astype(np.float64), Y.astype(np.float64)
+    L_ref, g_ref = reference.loss_and_grads(p64, X64, Y64, "tanh", "mse")
+    assert abs(L - L_ref) <= RTOL[np.float32] * abs(L_ref)
+    # against the largest entry: the error scales of the other tests bound every term's
+    # magnitude, and a group of blocks lost from a long sum hides under them (measured:
+    # a lost last group errs by 10-30% of the largest entry; float32 rounding by 1e-6)
+    for k in ("dW1", "db1", "dW2", "db2"):
+        err = np.abs(g[k] - g_ref[k]).max() / np.abs(g_ref[k]).max()
+        assert err <= 1e-4, (k, err)
