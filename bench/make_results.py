@@ -14,8 +14,10 @@ bench/results/):
 3. ``bench/threading_layers.py``: numba's threading layers side by side (cost per epoch,
    whether a forked child works) -> bench/results/threading_layers.json;
 4. ``fusedmlp scale --width``: GFLOP/s against n_h and n_x -> bench/results/width/;
-5. the mini-batch / full-batch pair of bench/test_optim.py in 5 fresh processes ->
-   bench/results/digits-shape-*.json (it varies from process to process);
+5. the mini-batch / full-batch pair of bench/test_optim.py, and the 784-128-10 epochs of
+   bench/test_wide.py with the matmul peak, each in 5 fresh processes ->
+   bench/results/digits-shape-*.json, mnist-shape-*.json (both vary from process to
+   process);
 6. ``bench/outofcore.py --m 1e9`` three times on the same files: paging left to the
    kernel, then with mapped pages trimmed every second, then also with the data dropped
    from the page cache before every epoch (read from disk, as for data beyond RAM)
@@ -40,7 +42,12 @@ ROOT = HERE.parent
 OUT = HERE / "results"
 PY = sys.executable
 
-REPEATS = 5  # processes of the mini-batch / full-batch pair (issue 10)
+REPEATS = 5  # fresh processes of each repeated pair (issues 9 and 10)
+# name -> (file and -k selection of the bench suite run again in each process)
+REPEATED = {
+    "digits-shape": ["bench/test_optim.py", "-k", "digits_shape"],
+    "mnist-shape": ["bench/test_wide.py", "-k", "784 or matmul"],
+}
 
 OOC_RUNS = {
     "ooc-kernel-paging.log": [],  # writes the files, then trains with paging left to Linux
@@ -74,9 +81,11 @@ def measure(args: argparse.Namespace) -> None:
         run(width, OUT / "width.log")
     if not args.skip_repeats:
         for i in range(REPEATS):
-            cmd = [PY, "-m", "pytest", "bench/test_optim.py", "-p", "no:cacheprovider", "-k"]
-            cmd += ["digits_shape", "--benchmark-json", str(OUT / f"digits-shape-{i}.json")]
-            run(cmd, OUT / f"digits-shape-{i}.log")
+            for name, select in REPEATED.items():
+                cmd = [PY, "-m", "pytest", *select, "-p", "no:cacheprovider"]
+                cmd += ["--benchmark-json", str(OUT / f"{name}-{i}.json")]
+                run(cmd, OUT / f"{name}-{i}.log")
+                slim_json(OUT / f"{name}-{i}.json")
     if not args.skip_ooc:
         with tempfile.TemporaryDirectory(dir=args.ooc_dir) as d:
             for i, (log, extra) in enumerate(OOC_RUNS.items()):
@@ -215,6 +224,50 @@ def repeats_table() -> list[str]:
     return [*head, "|---|---|---|---|", *rows, "", tail]
 
 
+def mnist_table() -> list[str]:
+    """The 784-128-10 epochs in REPEATS fresh processes: each process's ratios of medians
+    and the compiled epoch's share of the matmul peak, then the medians over processes."""
+    cols = [(d, what) for d in ("float64", "float32") for what in ("numpy", "torch", "peak")]
+    rows, per_col = [], {c: [] for c in cols}
+    for i in range(REPEATS):
+        path = OUT / f"mnist-shape-{i}.json"
+        if not path.exists():
+            continue
+        med, flops = {}, 0
+        for b in json.loads(path.read_text())["benchmarks"]:
+            med[b["name"].split("[")[1].rstrip("]")] = b["stats"]["median"]
+            flops = b["extra_info"].get("flops", flops)
+        cells = []
+        for d, what in cols:
+            mine = med.get(f"784-128-10-60000-compiled-{d}")
+            if what == "peak":  # 6 m (...) flops per epoch against 2 * 2048^3 per matmul
+                other = med.get(d)
+                v = None if not (mine and other) else (flops / mine) / (2 * 2048**3 / other)
+            else:
+                other = med.get(f"784-128-10-60000-{what}-{d}")
+                v = None if not (mine and other) else other / mine
+            cells.append(_cell(v, what))
+            if v is not None:
+                per_col[(d, what)].append(v)
+        rows.append(f"| {i} | " + " | ".join(cells) + " |")
+    if not rows:
+        return ["(no mnist-shape-*.json: run without --skip-repeats)"]
+    medians = []
+    for c in cols:
+        vals = sorted(per_col[c])
+        v = vals[len(vals) // 2] if vals else None
+        medians.append(_cell(v, c[1]))
+    head = "| process | " + " | ".join(f"{d} {w}" for d, w in cols) + " |"
+    tail = "| median | " + " | ".join(medians) + " |"
+    return [head, "|---" * (len(cols) + 1) + "|", *rows, tail]
+
+
+def _cell(v: float | None, what: str) -> str:
+    if v is None:
+        return "-"
+    return f"{100 * v:.0f}%" if what == "peak" else f"{v:.2f}x"
+
+
 def layers_table() -> list[str]:
     path = OUT / "threading_layers.json"
     if not path.exists():
@@ -301,6 +354,16 @@ def render() -> str:
         "![GFLOP/s against n_h and n_x](results/width/width.png)",
         "",
         *width_table(),
+        "",
+        "### 784-128-10 at m = 60000, process by process",
+        "",
+        "The `wide-784-128-10-60000` and `matmul` groups of bench/test_wide.py again, in",
+        "fresh processes (`pytest bench/test_wide.py -k '784 or matmul'`): numpy/compiled and",
+        "torch/compiled (ratios of medians in one process) and the compiled epoch's GFLOP/s",
+        "(6 m count) as a share of the matmul's. The NumPy epoch varies most from process",
+        "to process (and within the whole suite, run after the others, more than here):",
+        "",
+        *mnist_table(),
         "",
         "## Mini-batch against full-batch epochs, process by process (issue 10)",
         "",

@@ -9,6 +9,7 @@ library is absent; compiled ones while ``fusedmlp._compiled`` lacks what they ca
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 
@@ -275,3 +276,21 @@ def test_epochs_to_finds_the_first_run_that_reaches_the_target():
     assert T.epochs_to(make, None, 0.97, start=16) == 97
     with pytest.raises(RuntimeError, match="not reached"):
         T.epochs_to(make, None, 1.5, start=16, limit=500)
+
+
+def test_mnist_table_ratios_and_share_of_peak(tmp_path, monkeypatch):
+    # the per-process table of make_results: ratios of medians, and the compiled epoch's
+    # GFLOP/s over the matmul's, from a made-up benchmark file with round numbers
+    mr = _load("make_results")
+    monkeypatch.setattr(mr, "OUT", tmp_path)
+    flops, matmul = 3e10, 2 * 2048**3 / 100e9  # a matmul at 100 GFLOP/s takes this long
+    med = {"compiled-float64": 0.2, "numpy-float64": 0.4, "torch-float64": 0.3}
+    rows = [{"name": f"test_wide_epoch[784-128-10-60000-{k}]", "stats": {"median": v},
+             "extra_info": {"flops": flops}} for k, v in med.items()]  # fmt: skip
+    rows.append({"name": "test_matmul_peak[float64]", "stats": {"median": matmul},
+                 "extra_info": {}})  # fmt: skip
+    (tmp_path / "mnist-shape-0.json").write_text(json.dumps({"benchmarks": rows}))
+    table = mr.mnist_table()
+    # 0.4 / 0.2, 0.3 / 0.2, (3e10 / 0.2 = 150 GFLOP/s) / 100; float32 absent
+    assert table[2] == "| 0 | 2.00x | 1.50x | 150% | - | - | - |"
+    assert table[-1] == "| median | 2.00x | 1.50x | 150% | - | - | - |"
