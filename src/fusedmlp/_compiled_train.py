@@ -135,7 +135,8 @@ def epoch_runner(
     on it). ``state`` (default: gradient descent at rate ``lr``) is updated in place,
     like the parameters: entries of ``params`` that were not C-contiguous writable
     arrays of X's dtype are replaced here by converted copies, which ``run`` updates.
-    With ``batch_size``, epochs of shuffled mini-batches (orders from ``seed``).
+    With ``batch_size``, epochs of shuffled mini-batches (orders from ``seed``, or the
+    (n_epochs, m) sample orders given to ``run(..., orders=...)``).
     The trainer uses this so that reporting progress every few epochs costs next to
     nothing (about 1 us per call instead of about 15).
     """
@@ -189,14 +190,17 @@ def _batch_runner(W1, b1, W2, b2, X, Y, kind, opt, batch: int, seed: int):
     Xb = np.empty(X.shape[0] * batch, X.dtype)  # flat: see kernels.train._gather
     Yb = np.empty(batch, np.int64) if Y.ndim == 1 else np.empty(Y.shape[0] * batch, Y.dtype)
 
-    def run(n_epochs: int, losses: np.ndarray, first: int = 0) -> tuple[int, int]:
+    def run(n_epochs: int, losses: np.ndarray, first: int = 0, orders=None) -> tuple[int, int]:
         _checked(n_epochs, losses)
         if n_epochs == 0:
             return 0, _k.OK
-        orders = np.empty((n_epochs, m), np.int64)
-        for i in range(n_epochs):
-            # from (seed, epoch) only: a resumed run shuffles as an uninterrupted one
-            orders[i] = np.random.default_rng([seed, first + i]).permutation(m)
+        if orders is None:
+            orders = np.empty((n_epochs, m), np.int64)
+            for i in range(n_epochs):
+                # from (seed, epoch) only: a resumed run shuffles as an uninterrupted one
+                orders[i] = np.random.default_rng([seed, first + i]).permutation(m)
+        else:
+            orders = _checked_orders(orders, n_epochs, m)
         threads = parallel and not _c._SERIAL_ONLY
         turn = _c._LOCK if threads else contextlib.nullcontext()
         with turn, _c._blas_threads(plan):
@@ -207,6 +211,17 @@ def _batch_runner(W1, b1, W2, b2, X, Y, kind, opt, batch: int, seed: int):
         return int(n_done), int(status)
 
     return run
+
+
+def _checked_orders(orders, n_epochs: int, m: int) -> np.ndarray:
+    """orders given by the caller (the scikit-learn estimators' shuffles): (n_epochs, m)
+    int64 sample indices in [0, m), as the kernel reads them unchecked."""
+    orders = np.ascontiguousarray(orders, dtype=np.int64)
+    _c._check(
+        orders.shape == (n_epochs, m) and (m == 0 or (orders.min() >= 0 and orders.max() < m)),
+        f"orders must be ({n_epochs}, {m}) sample indices in [0, {m}), got shape {orders.shape}",
+    )
+    return orders
 
 
 def _checked(n_epochs: int, losses: np.ndarray) -> None:

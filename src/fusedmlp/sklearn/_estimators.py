@@ -1,0 +1,223 @@
+"""FusedMLPClassifier and FusedMLPRegressor: scikit-learn's MLPClassifier and
+MLPRegressor (one hidden layer, solvers "sgd" and "adam") on fusedmlp's kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from ._base import BaseFusedMLP
+
+_FLOATS = (np.float64, np.float32)
+
+_PARAMS_DOC = """
+    Parameters
+    ----------
+    hidden_layer_sizes : int or (int,), default=(100,)
+        The hidden layer's width; one hidden layer only (more are refused).
+    activation : {"logistic", "tanh", "relu"}, default="relu"
+        The hidden layer's activation ("identity" is refused).
+    solver : {"adam", "sgd"}, default="adam"
+        "sgd" is momentum, Nesterov's when ``nesterovs_momentum``; "lbfgs" is refused.
+    alpha, batch_size, learning_rate, learning_rate_init, power_t, max_iter, shuffle,
+    random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
+    early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change
+        As scikit-learn's, with its defaults (``learning_rate`` and ``power_t`` for
+        "sgd" only, as there).
+    dtype : {None, "float32", "float64"}, default=None
+        The training dtype: None keeps float32 input in float32, anything else float64.
+    n_threads : int, optional
+        The kernels' threads during fit and predict (numba's count is restored after).
+"""
+
+
+class FusedMLPClassifier(ClassifierMixin, BaseFusedMLP):
+    __doc__ = (
+        """Multi-layer perceptron classifier on fusedmlp's compiled kernels: scikit-learn's
+    MLPClassifier for one hidden layer, the same parameters, the same numbers, faster.
+
+    Binary and multilabel targets train independent logistic outputs with the binary
+    log-loss, several classes a softmax with the log-loss, as MLPClassifier does.
+"""
+        + _PARAMS_DOC
+        + """
+    Attributes
+    ----------
+    classes_, coefs_, intercepts_, loss_, loss_curve_, best_loss_, validation_scores_,
+    best_validation_score_, n_iter_, t_, n_features_in_, feature_names_in_, n_layers_,
+    n_outputs_, out_activation_
+        As MLPClassifier's.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from fusedmlp.sklearn import FusedMLPClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = FusedMLPClassifier(hidden_layer_sizes=(16,), max_iter=300, random_state=0)
+    >>> clf.fit(X, y).score(X, y) > 0.9
+    True
+    """
+    )
+
+    def fit(self, X, y):
+        """Fit the model to X (n_samples, n_features) and the labels y; returns self."""
+        return self._fit(X, y, incremental=False)
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over (X, y); ``classes`` (every label) is needed on the first call."""
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, incremental=True)
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self, X, y, accept_sparse=False, multi_output=True, dtype=_FLOATS, reset=reset
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in "
+                        f"the previous call to fit. Previously got {self.classes_}, `y` "
+                        f"has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {classes}."
+                )
+        return X, y
+
+    def _targets(self, y, dtype) -> np.ndarray:
+        """Class indices (n_samples,) for several classes, else (n_outputs, n_samples)."""
+        if self._label_binarizer.y_type_ == "multiclass":
+            return np.searchsorted(self.classes_, y).astype(np.int64)
+        return np.ascontiguousarray(self._label_binarizer.transform(y).T, dtype=dtype)
+
+    def _out_activation(self) -> str:
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _stratify(self, y):
+        if self.n_outputs_ != 1:  # as scikit-learn: only single-output targets
+            return None
+        return self._label_binarizer.transform(y).astype(bool)
+
+    def _val_score(self, X, y, params: dict) -> float:
+        pred = self._label(self._forward(X, params))
+        return float(accuracy_score(y, pred))
+
+    def _label(self, A: np.ndarray) -> np.ndarray:
+        if self.n_outputs_ == 1:
+            A = A.ravel()
+        return self._label_binarizer.inverse_transform(A)
+
+    def _checked(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        return validate_data(self, X, accept_sparse=False, dtype=_FLOATS, reset=False)
+
+    def predict(self, X):
+        """The predicted classes (n_samples,), or (n_samples, n_labels) for multilabel."""
+        return self._label(self._forward(self._checked(X)))
+
+    def predict_proba(self, X):
+        """Class probabilities (n_samples, n_classes), classes as in ``classes_``."""
+        A = self._forward(self._checked(X))
+        if self.n_outputs_ == 1:
+            p = A.ravel()
+            return np.vstack([1 - p, p]).T
+        return A
+
+    def predict_log_proba(self, X):
+        """log(predict_proba(X))."""
+        p = self.predict_proba(X)
+        return np.log(p, out=p)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class FusedMLPRegressor(RegressorMixin, BaseFusedMLP):
+    __doc__ = (
+        """Multi-layer perceptron regressor on fusedmlp's compiled kernels: scikit-learn's
+    MLPRegressor for one hidden layer (identity output, its squared error: half the mean
+    square), the same parameters, the same numbers, faster.
+"""
+        + _PARAMS_DOC
+        + """
+    Attributes
+    ----------
+    coefs_, intercepts_, loss_, loss_curve_, best_loss_, validation_scores_,
+    best_validation_score_, n_iter_, t_, n_features_in_, feature_names_in_, n_layers_,
+    n_outputs_, out_activation_
+        As MLPRegressor's.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fusedmlp.sklearn import FusedMLPRegressor
+    >>> X = np.linspace(-1, 1, 200).reshape(-1, 1)
+    >>> reg = FusedMLPRegressor((20,), learning_rate_init=0.01, max_iter=500, random_state=0)
+    >>> reg.fit(X, X.ravel() ** 2).score(X, X.ravel() ** 2) > 0.9
+    True
+    """
+    )
+
+    _loss = "mse"
+
+    def fit(self, X, y):
+        """Fit the model to X (n_samples, n_features) and y (n_samples[, n_outputs])."""
+        return self._fit(X, y, incremental=False)
+
+    def partial_fit(self, X, y):
+        """One epoch over (X, y)."""
+        return self._fit(X, y, incremental=True)
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self, X, y, accept_sparse=False, multi_output=True, y_numeric=True,
+            dtype=_FLOATS, reset=reset,
+        )  # fmt: skip
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    def _targets(self, y, dtype) -> np.ndarray:
+        return np.ascontiguousarray(np.asarray(y, dtype).reshape(len(y), -1).T)
+
+    def _out_activation(self) -> str:
+        return "identity"
+
+    def _stratify(self, y):
+        return None
+
+    def _val_score(self, X, y, params: dict) -> float:
+        pred = self._values(self._forward(X, params))
+        if not np.isfinite(pred).all():
+            return np.nan
+        return float(r2_score(y, pred))
+
+    def _values(self, A: np.ndarray) -> np.ndarray:
+        return A.ravel() if A.shape[1] == 1 else A
+
+    def predict(self, X):
+        """The predicted values (n_samples,) or (n_samples, n_outputs)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=False, dtype=_FLOATS, reset=False)
+        return self._values(self._forward(X))

@@ -1,0 +1,180 @@
+"""scikit-learn's epoch loop (``_fit_stochastic``), each epoch one compiled kernel call.
+
+The order of everything that draws from the random stream or decides when to stop is
+scikit-learn's: the early-stopping split, then per epoch one shuffle of the sample
+order, the epoch, the no-improvement count, the schedule's end-of-epoch rate, and the
+stopping rule. The rate lives in the optimizer state's clock, set here between epochs
+(the kernel's own schedule stays "constant").
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+
+from .. import _compiled_train
+from .. import kernels as _k
+from .._optstate import LR
+
+MIN_LR = 1e-6  # scikit-learn's floor of the adaptive schedule
+NONFINITE = (
+    "Solver produced non-finite parameter weights. The input data may contain large "
+    "values and need to be preprocessed."
+)
+
+
+class Loop:
+    """One call of fit or partial_fit: the data prepared once, then ``run()``."""
+
+    def __init__(self, est, X, T, y, params: dict, incremental: bool):
+        self.est, self.params, self.incremental = est, params, incremental
+        if est.early_stopping:
+            train, val = _split(est, X.shape[0], y)
+            self.X_val, self.y_val = X[val], y[val]
+            X, T = X[train], T[..., train]
+        self.n = X.shape[0]
+        batch = _batch(est.batch_size, self.n)
+        self.mini = batch < self.n
+        self.run_k = _compiled_train.epoch_runner(
+            params, np.ascontiguousarray(X.T), T, est._settings_.activation,
+            est._settings_.loss, output=est._settings_.output, state=est._state,
+            batch_size=batch if self.mini else None,
+        )  # fmt: skip
+        self.order = np.arange(self.n)
+        self.losses = np.empty(1)
+
+    def run(self) -> None:
+        est = self.est
+        try:
+            est.n_iter_ = 0
+            for _ in range(est.max_iter):
+                if not self._epoch():
+                    break
+                if self.incremental:
+                    break
+                if est.n_iter_ == est.max_iter:
+                    warnings.warn(
+                        f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) "
+                        f"reached and the optimization hasn't converged yet.",
+                        ConvergenceWarning,
+                        stacklevel=5,
+                    )
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.", stacklevel=5)
+        finally:
+            est._keep(self.params)
+        if est.early_stopping:
+            est.coefs_, est.intercepts_ = est._best
+
+    def _epoch(self) -> bool:
+        """One epoch and scikit-learn's bookkeeping after it; False to stop."""
+        est = self.est
+        if est.shuffle:
+            # sklearn.utils.shuffle of the indices: a permutation of arange(n) drawn by
+            # RandomState.shuffle, applied to the current order
+            perm = np.arange(self.n)
+            est._random_state.shuffle(perm)
+            self.order = self.order[perm]
+        if self.mini:
+            _, status = self.run_k(1, self.losses, orders=self.order[None, :])
+        else:
+            _, status = self.run_k(1, self.losses)
+        if status != _k.OK:
+            raise ValueError(NONFINITE)
+        loss = float(self.losses[0]) / est._scale()
+        est.n_iter_ += 1
+        est.loss_ = loss
+        est.t_ += self.n
+        est.loss_curve_.append(loss)
+        if est.verbose:
+            print(f"Iteration {est.n_iter_}, loss = {loss:.8f}")
+        self._no_improvement()
+        if est.solver == "sgd" and est.learning_rate == "invscaling":
+            self._set_lr(est.learning_rate_init / (est.t_ + 1) ** est.power_t)
+        if est._no_improvement_count > est.n_iter_no_change:
+            if self._stop():
+                return False
+            est._no_improvement_count = 0
+        return True
+
+    def _no_improvement(self) -> None:
+        """scikit-learn's ``_update_no_improvement_count``."""
+        est = self.est
+        if est.early_stopping:
+            score = est._val_score(self.X_val, self.y_val, self.params)
+            est.validation_scores_.append(score)
+            if est.verbose:
+                print(f"Validation score: {score:f}")
+            if score < est.best_validation_score_ + est.tol:
+                est._no_improvement_count += 1
+            else:
+                est._no_improvement_count = 0
+            if score > est.best_validation_score_:
+                est.best_validation_score_ = score
+                est._keep(self.params)
+                est._best = ([c.copy() for c in est.coefs_], [c.copy() for c in est.intercepts_])
+        else:
+            if est.loss_curve_[-1] > est.best_loss_ - est.tol:
+                est._no_improvement_count += 1
+            else:
+                est._no_improvement_count = 0
+            est.best_loss_ = min(est.best_loss_, est.loss_curve_[-1])
+
+    def _stop(self) -> bool:
+        """scikit-learn's ``trigger_stopping``: stop, or (sgd, adaptive) divide the rate."""
+        est = self.est
+        what = "Validation score" if est.early_stopping else "Training loss"
+        msg = (
+            f"{what} did not improve more than tol={est.tol:f} for "
+            f"{est.n_iter_no_change} consecutive epochs."
+        )
+        if est.solver != "sgd" or est.learning_rate != "adaptive":
+            _say(est, msg + " Stopping.")
+            return True
+        lr = self._lr()
+        if lr <= MIN_LR:
+            _say(est, msg + " Learning rate too small. Stopping.")
+            return True
+        self._set_lr(lr / 5.0)
+        _say(est, msg + f" Setting learning rate to {lr / 5.0:f}")
+        return False
+
+    def _lr(self) -> float:
+        return float(self.est._state.clock[LR]) * self.est._scale()
+
+    def _set_lr(self, lr: float) -> None:
+        self.est._state.clock[LR] = lr / self.est._scale()
+
+
+def _say(est, msg: str) -> None:
+    if est.verbose:
+        print(msg)
+
+
+def _batch(batch_size, n: int) -> int:
+    if batch_size == "auto":
+        return min(200, n)
+    if batch_size > n:
+        warnings.warn(
+            "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
+            stacklevel=6,
+        )
+    return int(np.clip(batch_size, 1, n))
+
+
+def _split(est, n: int, y) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's early-stopping split from the estimator's stream: indices of the
+    training and validation samples (stratified for single-output classifiers)."""
+    train, val = train_test_split(
+        np.arange(n), random_state=est._random_state,
+        test_size=est.validation_fraction, stratify=est._stratify(y),
+    )  # fmt: skip
+    if val.shape[0] < 2:
+        raise ValueError(
+            "The validation set is too small. Increase 'validation_fraction' or the size "
+            "of your dataset."
+        )
+    return train, val
