@@ -27,7 +27,10 @@ import numpy as np
 from .config import jit
 
 GD, MOMENTUM, NESTEROV, ADAM = 0, 1, 2, 3
-CONSTANT, INVSCALING, ADAPTIVE = 0, 1, 2
+CONSTANT, INVSCALING, ADAPTIVE, PLATEAU = 0, 1, 2, 3
+# PLATEAU (not a user's schedule): the adaptive schedule's test without its action. After
+# `patience` epochs that fail to improve on the best loss by tol, the kernel returns and
+# leaves the rate alone: the scikit-learn estimators decide then, as scikit-learn does.
 OPTIMIZERS = {"gd": GD, "momentum": MOMENTUM, "nesterov": NESTEROV, "adam": ADAM}
 SCHEDULES = {"constant": CONSTANT, "invscaling": INVSCALING, "adaptive": ADAPTIVE}
 MU, BETA1, BETA2, EPS, ALPHA, LR0, POWER_T, TOL = range(8)
@@ -154,7 +157,7 @@ def epoch_end(loss, epoch, m, codes, hyper, clock):
     if schedule == INVSCALING:
         # scikit-learn's: after the samples seen so far, lr0 / (seen + 1) ** power_t
         clock[LR] = hyper[LR0] / ((epoch + 1.0) * m + 1.0) ** hyper[POWER_T]
-    elif schedule == ADAPTIVE:
+    elif schedule == ADAPTIVE or schedule == PLATEAU:
         if clock[STOPPED] != 0.0:
             return True
         if not loss <= clock[BEST] - hyper[TOL]:  # a NaN loss fails too
@@ -164,6 +167,8 @@ def epoch_end(loss, epoch, m, codes, hyper, clock):
         if loss < clock[BEST]:
             clock[BEST] = loss
         if clock[COUNT] >= codes[PATIENCE]:
+            if schedule == PLATEAU:
+                return True
             if clock[LR] / 5.0 < MIN_LR:
                 clock[STOPPED] = 1.0
                 return True

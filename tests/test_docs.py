@@ -11,6 +11,8 @@ import fusedmlp.cli
 import fusedmlp.optimizers
 import fusedmlp.result
 import fusedmlp.settings
+import fusedmlp.sklearn
+import fusedmlp.sklearn._estimators
 from fusedmlp import (
     _atomic,
     _compiled,
@@ -31,7 +33,7 @@ from fusedmlp import (
 MODULES = [api, trainer, checkpoint, datasets, diagnostics, plots, outofcore, _compiled]
 MODULES += [width, _atomic, _pages, _planar_file, _scaling_point, fusedmlp.cli, files]
 MODULES += [fusedmlp.optimizers, fusedmlp.settings, fusedmlp.result, fusedmlp._holdout]
-MODULES += [fusedmlp._compiled_train]
+MODULES += [fusedmlp._compiled_train, fusedmlp.sklearn, fusedmlp.sklearn._estimators]
 
 
 @pytest.mark.parametrize(

@@ -266,3 +266,84 @@ def test_feature_names_from_a_data_frame(data):
     assert model.n_features_in_ == 5
     with pytest.warns(UserWarning, match="X does not have valid feature names"):
         model.predict(X)
+
+
+# ---------------------------------------------------------------------------
+# 4. messages, warnings, interrupts, failures
+
+
+def test_verbose_output_is_scikit_learn_s(data, capsys):
+    kw = dict(SMALL, max_iter=40, verbose=True, early_stopping=True, n_iter_no_change=2,
+              solver="sgd", learning_rate="adaptive", learning_rate_init=0.1)  # fmt: skip
+    ours, theirs = _fit_both("multiclass", data, **kw)
+    out = capsys.readouterr().out.splitlines()
+    half = len(out) // 2
+    assert out[:half] == out[half:] and "Validation score:" in out[1]
+    assert ours.n_iter_ == theirs.n_iter_
+
+
+def test_convergence_warning_where_scikit_learn_gives_one(data):
+    X, y = data["multiclass"]
+    with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(3\) reached"):
+        FusedMLPClassifier(**dict(SMALL, max_iter=3)).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # stops on tol: no warning
+        FusedMLPClassifier(**dict(SMALL, max_iter=500, tol=0.1, n_iter_no_change=1)).fit(X, y)
+
+
+def test_ctrl_c_keeps_the_epochs_done(data, monkeypatch):
+    from fusedmlp.sklearn import _loop
+
+    X, y = data["multiclass"]
+    real, calls = _loop.Loop._call, []
+
+    def interrupted(self, k, orders):
+        calls.append(k)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, k, orders)
+
+    monkeypatch.setattr(_loop.Loop, "_call", interrupted)
+    model = FusedMLPClassifier(**dict(SMALL, max_iter=50))
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        model.fit(X, y)
+    monkeypatch.setattr(_loop.Loop, "_call", real)
+    assert model.n_iter_ == sum(calls[:2]) > 0
+    done = FusedMLPClassifier(**dict(SMALL, max_iter=model.n_iter_))
+    with pytest.warns(ConvergenceWarning):
+        done.fit(X, y)
+    for a, b in zip(model.coefs_ + model.intercepts_, done.coefs_ + done.intercepts_,
+                    strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["multiclass", "regression"])
+def test_epochs_per_call_change_no_bit(data, kind, monkeypatch):
+    # many epochs per kernel call (the default) against one per call (CALL_S = 0), with
+    # a stop on tol inside a call; and the random stream left where scikit-learn's is
+    from fusedmlp.sklearn import _loop
+
+    X, y = data[kind]
+    cls, theirs_cls = _pair(kind)
+    kw = dict(SMALL, max_iter=300, tol=1e-3, n_iter_no_change=3, solver="sgd",
+              learning_rate="adaptive", learning_rate_init=0.05)  # fmt: skip
+    streams = [np.random.RandomState(5) for _ in range(3)]
+    many = cls(**dict(kw, random_state=streams[0])).fit(X, y)
+    monkeypatch.setattr(_loop, "CALL_S", 0.0)
+    one = cls(**dict(kw, random_state=streams[1])).fit(X, y)
+    theirs = theirs_cls(**dict(kw, random_state=streams[2])).fit(X, y)
+    assert 3 < many.n_iter_ < 300
+    assert many.loss_curve_ == one.loss_curve_
+    for a, b in zip(many.coefs_ + many.intercepts_, one.coefs_ + one.intercepts_, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert_same_fit(many, theirs)
+    assert many._optimizer_rate() == pytest.approx(theirs._optimizer.learning_rate, rel=1e-12)
+    assert streams[0].random() == streams[1].random() == streams[2].random()
+
+
+def test_non_finite_training_is_an_error_and_keeps_finite_weights(data):
+    X, y = data["regression"]
+    model = FusedMLPRegressor(**dict(SMALL, solver="sgd", learning_rate_init=10.0))
+    with pytest.raises(ValueError, match="Solver produced non-finite parameter weights"):
+        model.fit(X * 1e150, y * 1e150)
+    assert all(np.isfinite(c).all() for c in model.coefs_ + model.intercepts_)

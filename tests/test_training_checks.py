@@ -245,6 +245,34 @@ def test_adaptive_epoch_end_matches_adaptive_lr(losses, lr, tol, patience):
         assert clock[LR] == pytest.approx(want, rel=1e-15) and clock[COUNT] == sched.count, e
 
 
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    losses=st.lists(
+        st.one_of(st.floats(0.0, 2.0), st.sampled_from([1.0, 0.5, math.nan, math.inf])),
+        min_size=1, max_size=60,
+    ),
+    tol=st.sampled_from([0.0, 1e-4, 0.1]),
+    n_iter_no_change=st.integers(1, 4),
+)  # fmt: skip
+def test_plateau_epoch_end_is_scikit_learns_stopping_test(losses, tol, n_iter_no_change):
+    # PLATEAU (the scikit-learn estimators'): count as _update_no_improvement_count does,
+    # return True where trigger_stopping would be called, never touch the rate. A NaN
+    # loss counts as a failure here (scikit-learn's test would reset the count); the
+    # estimators never reach the test with one: a non-finite loss stops the kernel first.
+    codes = np.array([0, koptim.PLATEAU, n_iter_no_change + 1], np.int64)
+    hyper = np.array([0.9, 0.9, 0.999, 1e-8, 0.0, 0.1, 0.5, tol])
+    clock = np.array([0.0, 0.1, math.inf, 0.0, 0.0])
+    best, count = math.inf, 0
+    for e, loss in enumerate(losses):
+        stop = koptim.epoch_end(loss, e, 10, codes, hyper, clock)
+        count = count + 1 if loss > best - tol or math.isnan(loss) else 0
+        best = min(best, loss) if not math.isnan(loss) else best
+        assert stop == (count > n_iter_no_change), e
+        assert (clock[COUNT], clock[koptim.BEST], clock[LR]) == (count, best, 0.1), e
+        if stop:
+            break
+
+
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_adaptive_rate_sequence_and_stop_epoch(planar, backend):
     X, Y = planar

@@ -1,14 +1,28 @@
-"""scikit-learn's epoch loop (``_fit_stochastic``), each epoch one compiled kernel call.
+"""scikit-learn's epoch loop (``_fit_stochastic``) over the compiled epochs.
 
 The order of everything that draws from the random stream or decides when to stop is
 scikit-learn's: the early-stopping split, then per epoch one shuffle of the sample
 order, the epoch, the no-improvement count, the schedule's end-of-epoch rate, and the
-stopping rule. The rate lives in the optimizer state's clock, set here between epochs
-(the kernel's own schedule stays "constant").
+stopping rule. The rate lives in the optimizer state's clock, set here between epochs.
+
+Two ways to run the epochs, with the same results:
+
+- many epochs per kernel call (the usual case: Adam, or "sgd" with a constant or
+  adaptive rate, no early stopping, not verbose): the kernel counts the epochs without
+  improvement itself (kernels.optim's PLATEAU schedule) and returns at the first epoch
+  where scikit-learn would stop or divide the rate; the shuffles of the epochs it did
+  not reach are taken back from the random stream. A call runs at most about
+  ``CALL_S`` seconds, so that Ctrl-C is seen soon. Measured on iris (105 samples, 64
+  hidden units, 200 epochs): 6.4 ms per fit with a call per epoch, ... with calls of
+  many epochs;
+- one epoch per call, the bookkeeping in Python after each (early stopping needs the
+  validation score of every epoch; the "invscaling" rate changes every epoch; verbose
+  prints every epoch).
 """
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
@@ -17,7 +31,10 @@ from sklearn.model_selection import train_test_split
 
 from .. import _compiled_train
 from .. import kernels as _k
-from .._optstate import LR
+from ..kernels import optim as koptim
+from ..kernels.optim import BEST, COUNT, LR, PATIENCE, SCHEDULE, TOL
+
+CALL_S = 0.2  # the longest a call of many epochs should run (Ctrl-C waits for it)
 
 MIN_LR = 1e-6  # scikit-learn's floor of the adaptive schedule
 NONFINITE = (
@@ -44,16 +61,19 @@ class Loop:
             batch_size=batch if self.mini else None,
         )  # fmt: skip
         self.order = np.arange(self.n)
-        self.losses = np.empty(1)
+        self.losses = np.empty(1)  # grown to the epochs of a call
 
     def run(self) -> None:
         est = self.est
+        many = not (est.early_stopping or est.verbose or self._invscaling())
         try:
             est.n_iter_ = 0
-            for _ in range(est.max_iter):
-                if not self._epoch():
-                    break
-                if self.incremental:
+            k = 1
+            while est.n_iter_ < est.max_iter:
+                k = min(k, est.max_iter - est.n_iter_)
+                start = time.perf_counter()
+                stop = self._epochs(k) if many else self._epoch()
+                if stop or self.incremental:
                     break
                 if est.n_iter_ == est.max_iter:
                     warnings.warn(
@@ -62,6 +82,9 @@ class Loop:
                         ConvergenceWarning,
                         stacklevel=5,
                     )
+                # next call: about CALL_S seconds of epochs, at most twice as many
+                per = (time.perf_counter() - start) / k
+                k = max(1, min(2 * k, int(CALL_S / max(per, 1e-9))))
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=5)
         finally:
@@ -69,36 +92,85 @@ class Loop:
         if est.early_stopping:
             est.coefs_, est.intercepts_ = est._best
 
-    def _epoch(self) -> bool:
-        """One epoch and scikit-learn's bookkeeping after it; False to stop."""
-        est = self.est
-        if est.shuffle:
-            # sklearn.utils.shuffle of the indices: a permutation of arange(n) drawn by
-            # RandomState.shuffle, applied to the current order
-            perm = np.arange(self.n)
-            est._random_state.shuffle(perm)
-            self.order = self.order[perm]
+    def _invscaling(self) -> bool:
+        return self.est.solver == "sgd" and self.est.learning_rate == "invscaling"
+
+    def _shuffled(self, k: int) -> np.ndarray:
+        """The sample orders of the next k epochs (k shuffles from the stream)."""
+        orders = np.empty((k, self.n), np.int64)
+        for e in range(k):
+            if self.est.shuffle:
+                # sklearn.utils.shuffle of the indices: a permutation of arange(n) drawn
+                # by RandomState.shuffle, applied to the current order
+                perm = np.arange(self.n)
+                self.est._random_state.shuffle(perm)
+                self.order = self.order[perm]
+            orders[e] = self.order
+        return orders
+
+    def _call(self, k: int, orders: np.ndarray) -> tuple[int, int]:
         if self.mini:
-            _, status = self.run_k(1, self.losses, orders=self.order[None, :])
+            done, status = self.run_k(k, self.losses[:k], orders=orders)
         else:
-            _, status = self.run_k(1, self.losses)
-        if status != _k.OK:
+            done, status = self.run_k(k, self.losses[:k])
+        if status in (_k.NONFINITE_GRADS, _k.UPDATE_OVERFLOW):
+            self._record(done)
             raise ValueError(NONFINITE)
-        loss = float(self.losses[0]) / est._scale()
-        est.n_iter_ += 1
-        est.loss_ = loss
-        est.t_ += self.n
-        est.loss_curve_.append(loss)
-        if est.verbose:
-            print(f"Iteration {est.n_iter_}, loss = {loss:.8f}")
+        return done, status
+
+    def _epochs(self, k: int) -> bool:
+        """Up to k epochs in one call, returning at scikit-learn's stopping test; True
+        when training stops."""
+        est, state = self.est, self.est._state
+        if self.losses.shape[0] < k:
+            self.losses = np.empty(k)
+        s = est._scale()
+        state.codes[SCHEDULE] = koptim.PLATEAU
+        state.codes[PATIENCE] = est.n_iter_no_change + 1  # count > n_iter_no_change
+        state.hyper[TOL] = est.tol * s
+        state.clock[BEST] = est.best_loss_ * s
+        state.clock[COUNT] = est._no_improvement_count
+        stream, order = est._random_state.get_state(), self.order
+        done, status = self._call(k, self._shuffled(k))
+        if done < k and est.shuffle:  # give back the shuffles of the epochs not run
+            est._random_state.set_state(stream)
+            self.order = order
+            self._shuffled(done)
+        self._record(done)
+        est.best_loss_ = float(state.clock[BEST]) / s
+        est._no_improvement_count = int(state.clock[COUNT])
+        if status == _k.SCHEDULE_STOP:
+            if self._stop():
+                return True
+            est._no_improvement_count = 0
+        return False
+
+    def _record(self, done: int) -> None:
+        """The losses of ``done`` epochs into the estimator's counters and curve."""
+        est = self.est
+        for e in range(done):
+            loss = float(self.losses[e]) / est._scale()
+            est.n_iter_ += 1
+            est.loss_ = loss
+            est.t_ += self.n
+            est.loss_curve_.append(loss)
+            if est.verbose:
+                print(f"Iteration {est.n_iter_}, loss = {loss:.8f}")
+
+    def _epoch(self) -> bool:
+        """One epoch and scikit-learn's bookkeeping after it; True when training stops."""
+        est = self.est
+        est._state.codes[SCHEDULE] = koptim.CONSTANT
+        self._call(1, self._shuffled(1))
+        self._record(1)
         self._no_improvement()
-        if est.solver == "sgd" and est.learning_rate == "invscaling":
+        if self._invscaling():
             self._set_lr(est.learning_rate_init / (est.t_ + 1) ** est.power_t)
         if est._no_improvement_count > est.n_iter_no_change:
             if self._stop():
-                return False
+                return True
             est._no_improvement_count = 0
-        return True
+        return False
 
     def _no_improvement(self) -> None:
         """scikit-learn's ``_update_no_improvement_count``."""
