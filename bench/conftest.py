@@ -112,6 +112,13 @@ for _d in ("float64", "float32"):
         f"digits-97-{_d}/fusedmlp",
     )
 
+for _n in ("digits", "wine", "iris", "diabetes"):
+    for _s in ("adam", "sgd"):
+        for _d in ("float64", "float32"):
+            _k = f"sk-{_n}-{_s}-{_d}"
+            _RATIOS[f"{_k} sklearn / fusedmlp"] = (f"{_k}/sklearn", f"{_k}/fused")
+_RATIOS["sk-grid sklearn / fusedmlp"] = ("sk-grid/sklearn", "sk-grid/fused")
+
 for _impl in ("public", "kernel", "forward-then-numpy"):
     _RATIOS[f"accuracy-1e7 {_impl} / P2-1e7 compiled float64 epoch"] = (
         f"accuracy-1e7/{_impl}",

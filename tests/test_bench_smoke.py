@@ -294,3 +294,20 @@ def test_mnist_table_ratios_and_share_of_peak(tmp_path, monkeypatch):
     # 0.4 / 0.2, 0.3 / 0.2, (3e10 / 0.2 = 150 GFLOP/s) / 100; float32 absent
     assert table[2] == "| 0 | 2.00x | 1.50x | 150% | - | - | - |"
     assert table[-1] == "| median | 2.00x | 1.50x | 150% | - | - | - |"
+
+
+def test_estimator_workloads_agree_with_scikit_learn():
+    # bench/test_sklearn.py's workloads, once each, small: the same test score and
+    # epochs from both libraries; the grid search finds the same best setting
+    E = _load("estimators")
+    for name in E.DATASETS:
+        if name == "digits":
+            continue  # the biggest: covered by the grid below
+        for dtype in ("float64", "float32"):
+            ours = E.make_fit(name, "fused", "adam", dtype, max_iter=20)()
+            theirs = E.make_fit(name, "sklearn", "adam", dtype, max_iter=20)()
+            assert ours[1] == theirs[1] == 20
+            assert ours[0] == pytest.approx(theirs[0], rel=1e-6)
+    grid = {"alpha": [1e-4, 1e-2], "solver": ["adam", "sgd"]}
+    best = [E.make_grid(impl, grid, max_iter=5)() for impl in ("fused", "sklearn")]
+    assert best[0][0] == best[1][0] and best[0][1] == pytest.approx(best[1][1], rel=1e-9)

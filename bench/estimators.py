@@ -1,0 +1,100 @@
+"""What bench/test_sklearn.py times: FusedMLPClassifier / FusedMLPRegressor against
+scikit-learn's MLPClassifier / MLPRegressor with the same parameters, on scikit-learn's
+bundled data sets. Plain functions returning a ``run()`` closure, as in workloads.py;
+tests/test_bench_smoke.py runs each once, small.
+
+- ``DATASETS``: digits, wine and iris (classifiers), diabetes (the regressor); each
+  split 70/30 (stratified for classes, random_state 0) and standardised with the
+  training part's mean and deviation (the regressor's target too).
+- ``make_fit``: one fit with 64 hidden relu units, the given solver and otherwise
+  scikit-learn's defaults (batches of min(200, n), at most 200 epochs, tol 1e-4), on
+  the data in the given dtype; ``run()`` returns the test score (accuracy or R^2) and
+  the epochs run.
+- ``make_grid``: GridSearchCV over 24 settings on digits (3 folds, n_jobs=1 for both).
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+DATASETS = ("digits", "wine", "iris", "diabetes")
+HIDDEN = (64,)
+GRID = {
+    "hidden_layer_sizes": [(32,), (64,), (100,)],
+    "alpha": [1e-4, 1e-3],
+    "learning_rate_init": [1e-3, 1e-2],
+    "solver": ["adam", "sgd"],
+}  # 3 x 2 x 2 x 2 = 24 settings
+
+
+@functools.cache
+def load(name: str, dtype: str = "float64"):
+    """(X_train, X_test, y_train, y_test), standardised, X in dtype."""
+    from sklearn import datasets
+    from sklearn.model_selection import train_test_split
+
+    X, y = getattr(datasets, f"load_{name}")(return_X_y=True)
+    regression = name == "diabetes"
+    parts = train_test_split(
+        X, y, test_size=0.3, random_state=0, stratify=None if regression else y
+    )
+    Xtr, Xte, ytr, yte = parts
+    mean, std = Xtr.mean(0), Xtr.std(0)
+    std[std == 0] = 1.0
+    Xtr, Xte = ((Xtr - mean) / std).astype(dtype), ((Xte - mean) / std).astype(dtype)
+    if regression:
+        m, s = ytr.mean(), ytr.std()
+        ytr, yte = (ytr - m) / s, (yte - m) / s
+    return Xtr, Xte, ytr, yte
+
+
+def estimator(name: str, impl: str, **params):
+    """The estimator of data set ``name`` from fusedmlp ("fused") or scikit-learn."""
+    regression = name == "diabetes"
+    if impl == "fused":
+        from fusedmlp.sklearn import FusedMLPClassifier, FusedMLPRegressor
+
+        cls = FusedMLPRegressor if regression else FusedMLPClassifier
+    else:
+        from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+        cls = MLPRegressor if regression else MLPClassifier
+    return cls(**params)
+
+
+def make_fit(name: str, impl: str, solver: str, dtype: str = "float64", **params):
+    """run() -> (test score, epochs): one fit from scratch."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    Xtr, Xte, ytr, yte = load(name, dtype)
+    params = dict({"hidden_layer_sizes": HIDDEN, "solver": solver, "random_state": 0}, **params)
+
+    def run():
+        model = estimator(name, impl, **params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(Xtr, ytr)
+        return float(model.score(Xte, yte)), model.n_iter_
+
+    return run
+
+
+def make_grid(impl: str, grid: dict | None = None, max_iter: int = 200):
+    """run() -> (best setting, its cross-validated score): GridSearchCV on digits."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import GridSearchCV
+
+    Xtr, _, ytr, _ = load("digits")
+    search = GridSearchCV(
+        estimator("digits", impl, random_state=0, max_iter=max_iter),
+        GRID if grid is None else grid, cv=3, n_jobs=1,
+    )  # fmt: skip
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            search.fit(Xtr, ytr)
+        return search.best_params_, float(search.best_score_)
+
+    return run

@@ -1,0 +1,61 @@
+"""The scikit-learn estimators against scikit-learn's own (issue 11).
+
+    .venv/bin/python -m pytest bench/test_sklearn.py
+
+Groups (medians of whole fits; the ratios are printed in the session's summary):
+
+- ``sk-<data set>-<solver>-<dtype>``: one fit of FusedMLPClassifier (FusedMLPRegressor
+  for diabetes) and of MLPClassifier (MLPRegressor) with the same parameters (64 relu
+  units, "adam" or "sgd", scikit-learn's defaults otherwise: batches of min(200, n), at
+  most 200 epochs, tol 1e-4) on digits, wine, iris and diabetes (bench/estimators.py),
+  in float64 and float32. Both must reach the same test score (float64: to 1e-9, and
+  the same number of epochs). Target: fusedmlp at least 10x faster.
+- ``sk-grid``: GridSearchCV over 24 settings on digits (3 folds, n_jobs=1), one round
+  each. Target: at least 10x faster.
+
+Needs scikit-learn (the ``sklearn`` extra, part of ``test`` and ``bench``).
+"""
+
+from __future__ import annotations
+
+import estimators as E
+import pytest
+from test_speed import _time
+
+SOLVERS = ("adam", "sgd")
+DTYPES = ("float64", "float32")
+_SCORES: dict = {}
+
+
+@pytest.mark.parametrize("impl", ["fused", "sklearn"])
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param((n, s, d), marks=pytest.mark.benchmark(group=f"sk-{n}-{s}-{d}"),
+                  id=f"{n}-{s}-{d}")
+     for n in E.DATASETS for s in SOLVERS for d in DTYPES],
+)  # fmt: skip
+def test_fit(benchmark, medians, report, case, impl):
+    name, solver, dtype = case
+    run = E.make_fit(name, impl, solver, dtype)
+    score, epochs = _time(benchmark, medians, run, 1, f"sk-{name}-{solver}-{dtype}/{impl}",
+                          heavy=name == "digits")  # fmt: skip
+    benchmark.extra_info.update(score=score, epochs=epochs)
+    _SCORES.setdefault(case, {})[impl] = (score, epochs)
+    if len(_SCORES[case]) == 2:
+        (s1, e1), (s2, e2) = _SCORES[case]["fused"], _SCORES[case]["sklearn"]
+        report(f"sk-{name}-{solver}-{dtype}: test score {s1:.4f} (fusedmlp) {s2:.4f} "
+               f"(scikit-learn), epochs {e1} / {e2}")  # fmt: skip
+        if dtype == "float64":
+            assert s1 == pytest.approx(s2, rel=1e-9, abs=1e-12) and e1 == e2
+
+
+@pytest.mark.benchmark(group="sk-grid")
+@pytest.mark.parametrize("impl", ["fused", "sklearn"])
+def test_grid_search(benchmark, medians, report, impl):
+    run = E.make_grid(impl)
+    # one round (scikit-learn's takes about half a minute); fusedmlp's compiles first
+    warm = 1 if impl == "fused" else 0
+    result = benchmark.pedantic(run, rounds=1, iterations=1, warmup_rounds=warm)
+    if benchmark.stats is not None:
+        medians(f"sk-grid/{impl}", benchmark.stats.stats)
+    report(f"sk-grid {impl}: best {result[0]} at {result[1]:.4f}")
