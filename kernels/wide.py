@@ -16,8 +16,9 @@ With float64 data the products accumulate straight into the chunk's float64 row
 the data's dtype, and are added into the row every FLUSH_BLOCKS blocks (and at the
 chunk's end): long sums over m are float64 for both dtypes, and the float32 sums span at
 most FLUSH_BLOCKS blocks. (Flushing after every block moved the n_par gradient entries
-through memory once a block: at 784-128-10 about a tenth of the float32 epoch.) Nothing is of size m: the scratch is
-(2 n_h + n_y) x blk values and G, per thread. Legend as in mlp.py.
+through memory once a block: at 784-128-10 about a tenth of the float32 epoch.)
+Nothing is of size m: the scratch is (2 n_h + n_y) x blk values and G, per thread.
+Legend as in mlp.py.
 """
 
 import numpy as np
