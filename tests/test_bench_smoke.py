@@ -311,3 +311,11 @@ def test_estimator_workloads_agree_with_scikit_learn():
     grid = {"alpha": [1e-4, 1e-2], "solver": ["adam", "sgd"]}
     best = [E.make_grid(impl, grid, max_iter=5)() for impl in ("fused", "sklearn")]
     assert best[0][0] == best[1][0] and best[0][1] == pytest.approx(best[1][1], rel=1e-9)
+
+
+def test_handoff_measures_two_positive_times():
+    # bench/handoff.py, a few rounds: both regions take time, and make_results reads the
+    # printed figure back
+    H = _load("handoff")
+    same, moved = H.measure(reps=20)
+    assert same > 0 and moved > 0
