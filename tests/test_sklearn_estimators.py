@@ -317,6 +317,38 @@ def test_ctrl_c_keeps_the_epochs_done(data, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_real_sigint_ends_the_fit_after_the_running_call(data, monkeypatch):
+    # the signal lands while a call runs: its epochs are kept and recorded with the
+    # parameters they produced, then training stops (as after Ctrl-C at a terminal)
+    import signal
+
+    from fusedmlp.sklearn import _loop
+
+    X, y = data["multiclass"]
+    real, calls = _loop.Loop._call, []
+
+    def pressed(self, k, orders):
+        calls.append(k)
+        if len(calls) == 2:
+            signal.raise_signal(signal.SIGINT)
+        return real(self, k, orders)
+
+    monkeypatch.setattr(_loop.Loop, "_call", pressed)
+    model = FusedMLPClassifier(**dict(SMALL, max_iter=50))
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        model.fit(X, y)
+    monkeypatch.setattr(_loop.Loop, "_call", real)
+    assert len(calls) == 2 and model.n_iter_ == sum(calls) == len(model.loss_curve_)
+    done = FusedMLPClassifier(**dict(SMALL, max_iter=model.n_iter_))
+    with pytest.warns(ConvergenceWarning):
+        done.fit(X, y)
+    assert model.loss_curve_ == done.loss_curve_
+    for a, b in zip(model.coefs_ + model.intercepts_, done.coefs_ + done.intercepts_,
+                    strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 @pytest.mark.parametrize("kind", ["multiclass", "regression"])
 def test_epochs_per_call_change_no_bit(data, kind, monkeypatch):
     # many epochs per kernel call (the default) against one per call (CALL_S = 0), with

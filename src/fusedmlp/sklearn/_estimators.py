@@ -4,6 +4,7 @@ MLPRegressor (one hidden layer, solvers "sgd" and "adam") on fusedmlp's kernels.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
@@ -63,11 +64,13 @@ class FusedMLPClassifier(ClassifierMixin, BaseFusedMLP):
     """
     )
 
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> FusedMLPClassifier:
         """Fit the model to X (n_samples, n_features) and the labels y; returns self."""
         return self._fit(X, y, incremental=False)
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(
+        self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None
+    ) -> FusedMLPClassifier:
         """One epoch over (X, y); ``classes`` (every label) is needed on the first call."""
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
@@ -130,11 +133,11 @@ class FusedMLPClassifier(ClassifierMixin, BaseFusedMLP):
         check_is_fitted(self)
         return validate_data(self, X, accept_sparse=False, dtype=_FLOATS, reset=False)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The predicted classes (n_samples,), or (n_samples, n_labels) for multilabel."""
         return self._label(self._forward(self._checked(X)))
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities (n_samples, n_classes), classes as in ``classes_``."""
         A = self._forward(self._checked(X))
         if self.n_outputs_ == 1:
@@ -142,7 +145,7 @@ class FusedMLPClassifier(ClassifierMixin, BaseFusedMLP):
             return np.vstack([1 - p, p]).T
         return A
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """log(predict_proba(X))."""
         p = self.predict_proba(X)
         return np.log(p, out=p)
@@ -182,11 +185,11 @@ class FusedMLPRegressor(RegressorMixin, BaseFusedMLP):
 
     _loss = "mse"
 
-    def fit(self, X, y):
+    def fit(self, X: ArrayLike, y: ArrayLike) -> FusedMLPRegressor:
         """Fit the model to X (n_samples, n_features) and y (n_samples[, n_outputs])."""
         return self._fit(X, y, incremental=False)
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike) -> FusedMLPRegressor:
         """One epoch over (X, y)."""
         return self._fit(X, y, incremental=True)
 
@@ -217,7 +220,7 @@ class FusedMLPRegressor(RegressorMixin, BaseFusedMLP):
     def _values(self, A: np.ndarray) -> np.ndarray:
         return A.ravel() if A.shape[1] == 1 else A
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The predicted values (n_samples,) or (n_samples, n_outputs)."""
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=False, dtype=_FLOATS, reset=False)

@@ -31,6 +31,7 @@ from sklearn.model_selection import train_test_split
 
 from .. import _compiled_train
 from .. import kernels as _k
+from .._driver import CtrlC
 from ..kernels import optim as koptim
 from ..kernels.optim import BEST, COUNT, LR, PATIENCE, SCHEDULE, TOL
 
@@ -66,31 +67,42 @@ class Loop:
     def run(self) -> None:
         est = self.est
         many = not (est.early_stopping or est.verbose or self._invscaling())
+        # Ctrl-C becomes a flag read between calls (the trainer's CtrlC), so that a call's
+        # epochs are always recorded with the parameters they produced; off the main
+        # thread a KeyboardInterrupt is caught instead
         try:
-            est.n_iter_ = 0
-            k = 1
-            while est.n_iter_ < est.max_iter:
-                k = min(k, est.max_iter - est.n_iter_)
-                start = time.perf_counter()
-                stop = self._epochs(k) if many else self._epoch()
-                if stop or self.incremental:
-                    break
-                if est.n_iter_ == est.max_iter:
-                    warnings.warn(
-                        f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) "
-                        f"reached and the optimization hasn't converged yet.",
-                        ConvergenceWarning,
-                        stacklevel=5,
-                    )
-                # next call: about CALL_S seconds of epochs, at most twice as many
-                per = (time.perf_counter() - start) / k
-                k = max(1, min(2 * k, int(CALL_S / max(per, 1e-9))))
+            with CtrlC() as ctrl_c:
+                est.n_iter_ = 0
+                self._calls(many, ctrl_c)
+            if ctrl_c.hit:
+                warnings.warn("Training interrupted by user.", stacklevel=4)
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.", stacklevel=5)
+            warnings.warn("Training interrupted by user.", stacklevel=4)
         finally:
             est._keep(self.params)
         if est.early_stopping:
             est.coefs_, est.intercepts_ = est._best
+
+    def _calls(self, many: bool, ctrl_c: CtrlC) -> None:
+        """Kernel calls until scikit-learn's loop would end (or Ctrl-C)."""
+        est = self.est
+        k = 1
+        while est.n_iter_ < est.max_iter and not ctrl_c.hit:
+            k = min(k, est.max_iter - est.n_iter_)
+            start = time.perf_counter()
+            stop = self._epochs(k) if many else self._epoch()
+            if stop or self.incremental:
+                break
+            if est.n_iter_ == est.max_iter:
+                warnings.warn(
+                    f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) reached "
+                    f"and the optimization hasn't converged yet.",
+                    ConvergenceWarning,
+                    stacklevel=6,
+                )
+            # next call: about CALL_S seconds of epochs, at most twice as many
+            per = (time.perf_counter() - start) / k
+            k = max(1, min(2 * k, int(CALL_S / max(per, 1e-9))))
 
     def _invscaling(self) -> bool:
         return self.est.solver == "sgd" and self.est.learning_rate == "invscaling"
