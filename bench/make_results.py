@@ -278,6 +278,31 @@ def _cell(v: float | None, what: str) -> str:
     return f"{100 * v:.0f}%" if what == "peak" else f"{v:.2f}x"
 
 
+def estimators_table() -> list[str]:
+    """bench/test_sklearn.py's fits: median fit times, their ratio, the test scores."""
+    path = OUT / "benchmarks.json"
+    if not path.exists():
+        return ["(no benchmarks.json: run without --skip-bench)"]
+    fits: dict = {}
+    for b in json.loads(path.read_text())["benchmarks"]:
+        group = b["group"] or ""
+        if group.startswith("sk-"):
+            impl = b["name"].split("[")[1].rstrip("]").rsplit("-", 1)[-1]
+            fits.setdefault(group, {})[impl] = (b["stats"]["median"], b["extra_info"])
+    head = "| case | fusedmlp | scikit-learn | ratio | test score (fusedmlp / scikit-learn) |"
+    lines = [head, "|---|---|---|---|---|"]
+    for group, pair in fits.items():
+        if set(pair) != {"fused", "sklearn"}:
+            continue
+        (t1, e1), (t2, e2) = pair["fused"], pair["sklearn"]
+        score = "-"
+        if "score" in e1 and "score" in e2:
+            epochs = f"{e1['epochs']} / {e2['epochs']} epochs"
+            score = f"{e1['score']:.4f} / {e2['score']:.4f} ({epochs})"
+        lines.append(f"| {group} | {_fmt_s(t1)} | {_fmt_s(t2)} | {t2 / t1:.2f}x | {score} |")
+    return lines if len(lines) > 2 else ["(no sk-* groups: run bench/test_sklearn.py)"]
+
+
 def layers_table() -> list[str]:
     path = OUT / "threading_layers.json"
     if not path.exists():
@@ -375,6 +400,16 @@ def render() -> str:
         "to process (and within the whole suite, run after the others, more than here):",
         "",
         *mnist_table(),
+        "",
+        "## The scikit-learn estimators against scikit-learn (issue 11)",
+        "",
+        "bench/test_sklearn.py in the suite above: one fit each (64 relu units, the solver",
+        "named, scikit-learn's defaults otherwise) on standardised 70/30 splits of",
+        "scikit-learn's data sets (bench/estimators.py), median fit times side by side, and",
+        "the test score (accuracy, R^2 for diabetes) and epochs of each; sk-grid is",
+        "GridSearchCV over 24 settings of digits (3 folds, n_jobs=1), one round each:",
+        "",
+        *estimators_table(),
         "",
         "## Mini-batch against full-batch epochs, process by process (issue 10)",
         "",

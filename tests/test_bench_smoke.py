@@ -225,6 +225,7 @@ def test_results_page_renders_from_the_recorded_outputs():
         "## Summary",
         "## All benchmark groups",
         "## Scaling",
+        "## The scikit-learn estimators against scikit-learn",
         "## Out of core",
     ):
         assert heading in page
