@@ -291,54 +291,29 @@ def test_convergence_warning_where_scikit_learn_gives_one(data):
         FusedMLPClassifier(**dict(SMALL, max_iter=500, tol=0.1, n_iter_no_change=1)).fit(X, y)
 
 
-def test_ctrl_c_keeps_the_epochs_done(data, monkeypatch):
+def _interrupted_fit(data, monkeypatch, press):
+    """A 50-epoch fit whose kernel calls go through press(call number, real call), and
+    the sizes of the calls it made."""
     from fusedmlp.sklearn import _loop
 
     X, y = data["multiclass"]
     real, calls = _loop.Loop._call, []
 
-    def interrupted(self, k, orders):
+    def call(self, k, orders):
         calls.append(k)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(self, k, orders)
+        return press(len(calls), lambda: real(self, k, orders))
 
-    monkeypatch.setattr(_loop.Loop, "_call", interrupted)
+    monkeypatch.setattr(_loop.Loop, "_call", call)
     model = FusedMLPClassifier(**dict(SMALL, max_iter=50))
     with pytest.warns(UserWarning, match="Training interrupted by user"):
         model.fit(X, y)
     monkeypatch.setattr(_loop.Loop, "_call", real)
-    assert model.n_iter_ == sum(calls[:2]) > 0
-    done = FusedMLPClassifier(**dict(SMALL, max_iter=model.n_iter_))
-    with pytest.warns(ConvergenceWarning):
-        done.fit(X, y)
-    for a, b in zip(model.coefs_ + model.intercepts_, done.coefs_ + done.intercepts_,
-                    strict=True):  # fmt: skip
-        np.testing.assert_array_equal(a, b)
+    return model, calls
 
 
-def test_a_real_sigint_ends_the_fit_after_the_running_call(data, monkeypatch):
-    # the signal lands while a call runs: its epochs are kept and recorded with the
-    # parameters they produced, then training stops (as after Ctrl-C at a terminal)
-    import signal
-
-    from fusedmlp.sklearn import _loop
-
+def _assert_is_a_fit_of_its_epochs(model, data):
+    """model equals a fresh fit of exactly model.n_iter_ epochs, curve and parameters."""
     X, y = data["multiclass"]
-    real, calls = _loop.Loop._call, []
-
-    def pressed(self, k, orders):
-        calls.append(k)
-        if len(calls) == 2:
-            signal.raise_signal(signal.SIGINT)
-        return real(self, k, orders)
-
-    monkeypatch.setattr(_loop.Loop, "_call", pressed)
-    model = FusedMLPClassifier(**dict(SMALL, max_iter=50))
-    with pytest.warns(UserWarning, match="Training interrupted by user"):
-        model.fit(X, y)
-    monkeypatch.setattr(_loop.Loop, "_call", real)
-    assert len(calls) == 2 and model.n_iter_ == sum(calls) == len(model.loss_curve_)
     done = FusedMLPClassifier(**dict(SMALL, max_iter=model.n_iter_))
     with pytest.warns(ConvergenceWarning):
         done.fit(X, y)
@@ -346,6 +321,32 @@ def test_a_real_sigint_ends_the_fit_after_the_running_call(data, monkeypatch):
     for a, b in zip(model.coefs_ + model.intercepts_, done.coefs_ + done.intercepts_,
                     strict=True):  # fmt: skip
         np.testing.assert_array_equal(a, b)
+
+
+def test_ctrl_c_keeps_the_epochs_done(data, monkeypatch):
+    def press(n, call):
+        if n == 3:
+            raise KeyboardInterrupt
+        return call()
+
+    model, calls = _interrupted_fit(data, monkeypatch, press)
+    assert model.n_iter_ == sum(calls[:2]) > 0
+    _assert_is_a_fit_of_its_epochs(model, data)
+
+
+def test_a_real_sigint_ends_the_fit_after_the_running_call(data, monkeypatch):
+    # the signal lands while a call runs: its epochs are kept and recorded with the
+    # parameters they produced, then training stops (as after Ctrl-C at a terminal)
+    import signal
+
+    def press(n, call):
+        if n == 2:
+            signal.raise_signal(signal.SIGINT)
+        return call()
+
+    model, calls = _interrupted_fit(data, monkeypatch, press)
+    assert len(calls) == 2 and model.n_iter_ == sum(calls) == len(model.loss_curve_)
+    _assert_is_a_fit_of_its_epochs(model, data)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
