@@ -2,7 +2,7 @@
 
 import pytest
 
-from fusedmlp import datasets
+from fusedmlp import datasets, init_params
 
 
 @pytest.fixture
@@ -13,3 +13,11 @@ def pair(tmp_path):
         return datasets.write_planar(tmp_path / "X.npy", tmp_path / "Y.npy", m, **kw)
 
     return write
+
+
+@pytest.fixture
+def problem():
+    """(params, X, Y): the planar data (m = 40) and a 2-4-1 network, for gradcheck."""
+    X, Y = datasets.planar(m=40, seed=3)
+    p = init_params(2, 4, 1, seed=0, scale=1.0)
+    return p, X, Y
