@@ -217,6 +217,7 @@ def test_pipeline_grid_search_cross_val_clone_pickle(data):
         ({"max_iter": 0}, "The 'max_iter' parameter"),
         ({"solver": "newton"}, "The 'solver' parameter"),
         ({"dtype": "int8"}, "The 'dtype' parameter"),
+        ({"dtype": "no such type"}, "The 'dtype' parameter"),
         ({"n_threads": 0}, "The 'n_threads' parameter"),
     ],
 )

@@ -200,12 +200,14 @@ class BaseFusedMLP(BaseEstimator):
     # -----------------------------------------------------------------------
     # the forward pass
 
-    def _forward(self, X, params: dict | None = None) -> np.ndarray:
-        """The network's outputs (n_samples, n_outputs) for checked X, from coefs_ or
-        from the kernels' ``params`` (during fit)."""
-        dtype = self.coefs_[0].dtype
-        params = self._params(dtype) if params is None else params
-        Xk = np.ascontiguousarray(np.asarray(X, dtype).T)
+    def _forward(self, X) -> np.ndarray:
+        """The network's outputs (n_samples, n_outputs) for checked X (n_samples, n_x)."""
+        Xk = np.ascontiguousarray(np.asarray(X, self.coefs_[0].dtype).T)
+        return self._forward_k(Xk, self._params(self.coefs_[0].dtype))
+
+    def _forward_k(self, Xk: np.ndarray, params: dict) -> np.ndarray:
+        """The outputs (n_samples, n_outputs) for Xk already in the kernels' layout
+        (n_x, n_samples), from the kernels' ``params`` (during fit: the live ones)."""
         with _threads(self.n_threads):
             A = _compiled.predict_proba(
                 params, Xk, ACTIVATIONS[self.activation], OUTPUTS[self.out_activation_]

@@ -120,8 +120,8 @@ class FusedMLPClassifier(ClassifierMixin, BaseFusedMLP):
             return None
         return self._label_binarizer.transform(y).astype(bool)
 
-    def _val_score(self, X, y, params: dict) -> float:
-        pred = self._label(self._forward(X, params))
+    def _val_score(self, Xk, y, params: dict) -> float:
+        pred = self._label(self._forward_k(Xk, params))
         return float(accuracy_score(y, pred))
 
     def _label(self, A: np.ndarray) -> np.ndarray:
@@ -211,8 +211,8 @@ class FusedMLPRegressor(RegressorMixin, BaseFusedMLP):
     def _stratify(self, y):
         return None
 
-    def _val_score(self, X, y, params: dict) -> float:
-        pred = self._values(self._forward(X, params))
+    def _val_score(self, Xk, y, params: dict) -> float:
+        pred = self._values(self._forward_k(Xk, params))
         if not np.isfinite(pred).all():
             return np.nan
         return float(r2_score(y, pred))

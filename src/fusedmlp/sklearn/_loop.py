@@ -51,7 +51,8 @@ class Loop:
         self.est, self.params, self.incremental = est, params, incremental
         if est.early_stopping:
             train, val = _split(est, X.shape[0], y)
-            self.X_val, self.y_val = X[val], y[val]
+            # the validation samples in the kernels' layout once, not once per epoch
+            self.Xk_val, self.y_val = np.ascontiguousarray(X[val].T), y[val]
             X, T = X[train], T[..., train]
         self.n = X.shape[0]
         batch = _batch(est.batch_size, self.n)
@@ -188,7 +189,7 @@ class Loop:
         """scikit-learn's ``_update_no_improvement_count``."""
         est = self.est
         if est.early_stopping:
-            score = est._val_score(self.X_val, self.y_val, self.params)
+            score = est._val_score(self.Xk_val, self.y_val, self.params)
             est.validation_scores_.append(score)
             if est.verbose:
                 print(f"Validation score: {score:f}")

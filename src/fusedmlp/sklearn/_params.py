@@ -78,11 +78,18 @@ def check_params(est) -> None:
             _fail(est, name, "an instance of 'bool'")
     if not isinstance(est.verbose, (bool, np.bool_, numbers.Integral)):
         _fail(est, "verbose", "an instance of 'int' or 'bool'")
-    if est.dtype is not None and np.dtype(est.dtype) not in (np.float32, np.float64):
+    if est.dtype is not None and _dtype(est.dtype) not in (np.float32, np.float64):
         _fail(est, "dtype", "None, 'float32' or 'float64'")
     t = est.n_threads
     if t is not None and not (_int(t) and t >= 1):
         _fail(est, "n_threads", "None or an int in the range [1, inf)")
+
+
+def _dtype(value):
+    try:
+        return np.dtype(value)
+    except TypeError:
+        return None
 
 
 def hidden_units(sizes) -> int:
