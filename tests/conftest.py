@@ -21,3 +21,15 @@ def problem():
     X, Y = datasets.planar(m=40, seed=3)
     p = init_params(2, 4, 1, seed=0, scale=1.0)
     return p, X, Y
+
+
+@pytest.fixture(scope="module")
+def planar():
+    """The classic planar flower data set (X (2, 400), Y (1, 400))."""
+    return datasets.planar()
+
+
+@pytest.fixture(scope="module")
+def spirals():
+    """Three-arm spirals, 150 samples, integer labels (m,)."""
+    return datasets.spirals(m=150, classes=3)

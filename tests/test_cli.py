@@ -36,11 +36,6 @@ def assert_one_error_line(err):
     assert "Traceback" not in err
 
 
-@pytest.fixture(scope="module")
-def planar():
-    return datasets.planar()
-
-
 # ---------------------------------------------------------------------------
 # train
 

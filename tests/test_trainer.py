@@ -12,15 +12,10 @@ import numpy as np
 import pytest
 
 import fusedmlp
-from fusedmlp import _driver, datasets, reference
+from fusedmlp import _driver, reference
 
 NAMES = ("W1", "b1", "W2", "b2")
 BACKENDS = ["numba", "numpy"]
-
-
-@pytest.fixture(scope="module")
-def planar():
-    return datasets.planar()
 
 
 def same(a, b):

@@ -18,11 +18,6 @@ NAMES = ("W1", "b1", "W2", "b2")
 BACKENDS = ["numba", "numpy"]
 
 
-@pytest.fixture(scope="module")
-def planar():
-    return datasets.planar()
-
-
 def ref_loop(p, X, Y, epochs, lr=0.2):
     p = {k: np.array(v, dtype=np.float64) for k, v in p.items()}
     for _ in range(epochs):

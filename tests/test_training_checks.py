@@ -11,22 +11,11 @@ from hypothesis import strategies as st
 from test_training_options import assert_params_close, by_hand, same
 
 import fusedmlp
-from fusedmlp import _data, _driver, datasets, optimizers, reference
+from fusedmlp import _data, _driver, optimizers, reference
 from fusedmlp._compiled_train import train_epochs
 from fusedmlp._optstate import COUNT, LR, STOPPED, OptState
 from fusedmlp.kernels import SCHEDULE_STOP
 from fusedmlp.kernels import optim as koptim
-
-
-@pytest.fixture(scope="module")
-def planar():
-    return datasets.planar()
-
-
-@pytest.fixture(scope="module")
-def spirals():
-    return datasets.spirals(m=150, classes=3)
-
 
 # ---------------------------------------------------------------------------
 # 5. bad input: a clear error naming the value, before any kernel runs

@@ -38,16 +38,6 @@ SCHEDULES = ("constant", "invscaling", "adaptive")
 SAFE_LR = {"gd": 0.1, "momentum": 0.02, "nesterov": 0.02, "adam": 0.01}
 
 
-@pytest.fixture(scope="module")
-def planar():
-    return datasets.planar()
-
-
-@pytest.fixture(scope="module")
-def spirals():
-    return datasets.spirals(m=150, classes=3)
-
-
 def one_hot(Y, n_y):
     return np.eye(n_y)[:, Y] if Y.ndim == 1 else np.asarray(Y, np.float64)
 
