@@ -2,6 +2,7 @@
 
 import pytest
 
+import fusedmlp
 from fusedmlp import datasets, init_params
 
 
@@ -33,3 +34,10 @@ def planar():
 def spirals():
     """Three-arm spirals, 150 samples, integer labels (m,)."""
     return datasets.spirals(m=150, classes=3)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """Two small results told apart by their number of epochs (3 and 7)."""
+    X, Y = datasets.planar(m=40)
+    return fusedmlp.train(X, Y, epochs=3, seed=2), fusedmlp.train(X, Y, epochs=7, seed=2)
