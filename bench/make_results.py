@@ -421,6 +421,12 @@ def _section_parts() -> list[str]:
         "",
         *estimators_table(),
         "",
+    ] + _repeat_parts()
+
+
+def _repeat_parts() -> list[str]:
+    """The sections of the steps run in fresh processes and beside the suite."""
+    return [
         "## Mini-batch against full-batch epochs, process by process (issue 10)",
         "",
         "The `digits-shape` pair of bench/test_optim.py (64-64-10, relu, softmax, Adam, m =",
