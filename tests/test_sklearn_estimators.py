@@ -219,6 +219,7 @@ def test_pipeline_grid_search_cross_val_clone_pickle(data):
         ({"dtype": "int8"}, "The 'dtype' parameter"),
         ({"dtype": "no such type"}, "The 'dtype' parameter"),
         ({"n_threads": 0}, "The 'n_threads' parameter"),
+        ({"n_threads": 10_000}, "The 'n_threads' parameter .* in the range \\[1, "),
     ],
 )
 def test_bad_parameters_are_refused_at_fit(data, kw, words):

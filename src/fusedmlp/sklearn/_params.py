@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numbers
 
+import numba
 import numpy as np
 
 # scikit-learn's names -> fusedmlp's
@@ -80,9 +81,10 @@ def check_params(est) -> None:
         _fail(est, "verbose", "an instance of 'int' or 'bool'")
     if est.dtype is not None and _dtype(est.dtype) not in (np.float32, np.float64):
         _fail(est, "dtype", "None, 'float32' or 'float64'")
-    t = est.n_threads
-    if t is not None and not (_int(t) and t >= 1):
-        _fail(est, "n_threads", "None or an int in the range [1, inf)")
+    t, top = est.n_threads, numba.config.NUMBA_NUM_THREADS
+    if t is not None and not (_int(t) and 1 <= t <= top):
+        # numba cannot run more threads than it started with (NUMBA_NUM_THREADS)
+        _fail(est, "n_threads", f"None or an int in the range [1, {top}]")
 
 
 def _dtype(value):
