@@ -193,12 +193,12 @@ def test_max_m_beyond_the_budget_is_refused_with_numbers(tmp_path):
     out = tmp_path / "never"
     need = scaling.predict_bytes("numba", 10**9, "float64")
     with pytest.raises(ValueError) as err:
-        scaling.run_scaling(out, max_m=10**9, memory_budget="2G", progress=None)
+        scaling.run_scaling(out, max_m=10**9, memory_budget="3G", progress=None)
     msg = str(err.value)
     assert "max_m = 1e+09" in msg
     assert f"{need / 2**30:.2f} GiB" in msg  # what it would need
-    assert "2.00 GiB" in msg  # the budget
-    # 10^7 needs 1.87 GiB, 10^8 5.2 GiB: the message names the largest that fits
+    assert "3.00 GiB" in msg  # the budget
+    # 10^7 needs 2.62 GiB, 10^8 5.98 GiB: the message names the largest that fits
     assert "--max-m 1e+07" in msg
     assert not out.exists()  # refused before anything was made
 
