@@ -236,6 +236,23 @@ def test_partial_fit_refuses_early_stopping_and_needs_classes(data):
         FusedMLPClassifier().partial_fit(X, y)
 
 
+def test_continuing_with_another_shape_is_refused_clearly(data):
+    # warm_start and partial_fit continue the same network: other targets or another
+    # width are named, never an internal shape error
+    X, y = data["regression2"]
+    model = FusedMLPRegressor(**dict(SMALL, max_iter=2, warm_start=True))
+    with pytest.warns(ConvergenceWarning):
+        model.fit(X, y[:, 0])
+    with pytest.raises(ValueError, match="1 outputs; got 5 features, .* and 2 outputs"):
+        model.fit(X, y)
+    with pytest.raises(ValueError, match="7 hidden units and 1 outputs; got 5 features, "
+                                         "hidden_layer_sizes=9"):  # fmt: skip
+        model.set_params(hidden_layer_sizes=(9,)).fit(X, y[:, 0])
+    partial = FusedMLPRegressor(**SMALL).partial_fit(X, y[:, 0])
+    with pytest.raises(ValueError, match="and 2 outputs"):
+        partial.partial_fit(X, y)
+
+
 def test_sparse_input_is_refused_clearly(data):
     from scipy import sparse
 

@@ -107,12 +107,13 @@ class BaseFusedMLP(BaseEstimator):
         self._random_state = check_random_state(self.random_state)
         if first:
             self._initialize(X.shape[1], n_h, n_out, X.dtype)
-        elif self.coefs_[0].shape != (X.shape[1], n_h):
+        elif (self.coefs_[0].shape, self.coefs_[1].shape[1]) != ((X.shape[1], n_h), n_out):
+            (n_x0, n_h0), n_out0 = self.coefs_[0].shape, self.coefs_[1].shape[1]
             raise ValueError(
-                f"warm_start or partial_fit needs the network fitted before: "
-                f"{self.coefs_[0].shape[0]} features and {self.coefs_[0].shape[1]} hidden "
-                f"units, got {X.shape[1]} features and hidden_layer_sizes={n_h}; fit "
-                f"again without warm_start"
+                f"warm_start and partial_fit continue the network fitted before, with "
+                f"{n_x0} features, {n_h0} hidden units and {n_out0} outputs; got "
+                f"{X.shape[1]} features, hidden_layer_sizes={n_h} and {n_out} outputs "
+                f"(targets of another shape?). Fit a new model, or without warm_start."
             )
         params = self._params(X.dtype)
         self._settings_ = self._settings()

@@ -108,9 +108,11 @@ class Loop:
     def _invscaling(self) -> bool:
         return self.est.solver == "sgd" and self.est.learning_rate == "invscaling"
 
-    def _shuffled(self, k: int) -> np.ndarray:
-        """The sample orders of the next k epochs (k shuffles from the stream)."""
-        orders = np.empty((k, self.n), np.int64)
+    def _shuffled(self, k: int) -> np.ndarray | None:
+        """The sample orders of the next k epochs (k shuffles from the stream); None for
+        full-batch epochs, whose kernel takes no order (the shuffles are drawn all the
+        same, to keep the stream where scikit-learn's is)."""
+        orders = np.empty((k, self.n), np.int64) if self.mini else None
         for e in range(k):
             if self.est.shuffle:
                 # sklearn.utils.shuffle of the indices: a permutation of arange(n) drawn
@@ -118,7 +120,8 @@ class Loop:
                 perm = np.arange(self.n)
                 self.est._random_state.shuffle(perm)
                 self.order = self.order[perm]
-            orders[e] = self.order
+            if orders is not None:
+                orders[e] = self.order
         return orders
 
     def _call(self, k: int, orders: np.ndarray) -> tuple[int, int]:
