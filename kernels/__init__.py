@@ -13,6 +13,7 @@ from . import (
     mlp,
     narrow,
     optim,
+    piece,
     train,
     wide,
 )
@@ -58,6 +59,7 @@ from .mlp import (
     n_params,
     sigmoid_yardstick,
 )
+from .piece import finish_epoch, piece_grads, piece_grads_serial
 from .train import train_batches, train_epochs, train_epochs_parallel
 
 __all__ = [
@@ -91,6 +93,7 @@ __all__ = [
     "exp32",
     "exp64",
     "expfn",
+    "finish_epoch",
     "forward",
     "forward_serial",
     "log1p_unit",
@@ -111,6 +114,9 @@ __all__ = [
     "tanh32",
     "tanh64",
     "optim",
+    "piece",
+    "piece_grads",
+    "piece_grads_serial",
     "train",
     "train_batches",
     "train_epochs",

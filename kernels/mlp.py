@@ -168,12 +168,20 @@ def _forward_block(out, A1, T, W1, b1, W2, b2, X, j0, L, act, output, is_wide):
 @_inner
 def _chunk_grads(row, scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan):
     """row = loss and gradient sums over the blocks of chunk c. row (n_par + 1,)."""
+    lo, hi = _chunk_blocks(c, n_chunk, X.shape[1], plan[0])
+    block_grads(row, scratch, W1, b1, W2, b2, X, Y, lo, hi, kind, scale, plan)
+
+
+@_inner
+def block_grads(row, scratch, W1, b1, W2, b2, X, Y, lo, hi, kind, scale, plan):
+    """row = loss and gradient sums over blocks [lo, hi) of X, in order (the last block
+    of X may be short). A chunk's row whatever X holds around it: the distributed
+    workers (kernels/piece.py) call it on their slice of the samples."""
     act, loss, output = kind
     A1, D2, S, G, T = scratch
     blk, is_wide, _ = plan
     m = X.shape[1]
     row[:] = 0.0
-    lo, hi = _chunk_blocks(c, n_chunk, m, blk)
     for b in range(lo, hi):
         j0 = b * blk
         L = min(blk, m - j0)

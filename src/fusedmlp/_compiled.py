@@ -141,11 +141,14 @@ _INT_MAX = 2**31 - 1  # BLAS takes leading dimensions as C ints
 def _plan(W1: np.ndarray, W2: np.ndarray, X: np.ndarray) -> tuple[int, int, int]:
     """(blk, wide, n_chunk) for the kernels: kernels.config.plan, narrow when X's rows
     are too long for BLAS's int leading dimension."""
-    n_h, n_x = W1.shape
-    m = X.shape[1]
+    return plan_for(W1.shape[1], W1.shape[0], W2.shape[0], X.dtype.itemsize, X.shape[1])
+
+
+def plan_for(n_x: int, n_h: int, n_y: int, itemsize: int, m: int) -> tuple[int, int, int]:
+    """_plan from the sizes alone (a distributed run's data is not in this process)."""
     if m > _INT_MAX:
         return _k.config.narrow_plan(m)
-    return _k.config.plan(n_x, n_h, W2.shape[0], X.dtype.itemsize, m)
+    return _k.config.plan(n_x, n_h, n_y, itemsize, m)
 
 
 _BLAS = []  # the threadpoolctl controller, made on first use (it scans the libraries)

@@ -12,6 +12,8 @@ sigmoid and softmax outputs, drawn from the run's seed.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ._validation import _real_array, check_X, check_XY
@@ -44,6 +46,16 @@ def check_targets(X, Y, output: str, loss: str, *, p: dict | None = None, traini
     if output == "softmax":
         _check_distributions(Y)
     return X, Y
+
+
+def on_cluster(X) -> bool:
+    """Whether ``train``'s X asks for a dask cluster (fusedmlp.distributed): a dask
+    array (told by its type's module: dask is not imported here), or a list of shard
+    paths."""
+    if type(X).__module__.split(".")[0] == "dask":
+        return True
+    paths = isinstance(X, (list, tuple)) and len(X) > 0
+    return paths and all(isinstance(s, (str, os.PathLike)) for s in X)
 
 
 def n_outputs(Y: np.ndarray, output: str) -> int:

@@ -66,6 +66,7 @@ def train(
     callback=None,
     threads: int | None = None,
     resume: TrainResult | None = None,
+    client=None,
 ) -> TrainResult:
     """Train a one-hidden-layer network.
 
@@ -77,7 +78,9 @@ def train(
     ----------
     X : array (n_x, m)
         Inputs, one sample per column. float32 data is trained in float32, anything
-        else in float64.
+        else in float64. A dask array, or a list of shard files (.npz, or .npy with
+        Y the list of their targets' .npy files), trains on a dask cluster: see
+        ``fusedmlp.distributed``.
     Y : array (n_y, m), or (m,)
         Targets: for a sigmoid output in [0, 1] (required for cross-entropy; (m,) is one
         output); for softmax one-hot or probability columns (K, m), or integer class
@@ -151,6 +154,9 @@ def train(
         activation, output, loss and optimizer cannot change; a new ``lr`` replaces the
         current rate. Gives the same bits as one uninterrupted run with the same backend
         and threads (with validation, only while the best epoch is the last).
+    client : distributed.Client, optional
+        With dask arrays or shard files: the cluster to train on (default: the active
+        client).
 
     Returns
     -------
@@ -185,6 +191,8 @@ def train(
     >>> res.sizes, res.settings.loss
     ((2, 8, 2), 'cross_entropy')
     """
+    if _data.on_cluster(X):
+        return _on_cluster(locals())
     backend = check_backend(backend)
     epochs, log_every, threads = _check_run(epochs, log_every, callback, threads)
     args = locals()
@@ -209,6 +217,13 @@ def train(
                 ctrl_c, state, holdout,
             )  # fmt: skip
         return _finish(result, buf, done, status, state, holdout)
+
+
+def _on_cluster(args: dict) -> TrainResult:
+    """train's arguments handed to ``fusedmlp.distributed``'s train."""
+    from .distributed import _train
+
+    return _train.train(**args)
 
 
 def _check_run(epochs, log_every, callback, threads) -> tuple:

@@ -1,0 +1,59 @@
+"""The gradient rows of a worker's piece of the samples (fusedmlp.distributed).
+
+A distributed run splits the samples exactly as one process would (config.plan for the
+whole m) and gives each worker a piece: a run of whole chunks, held as its own
+C-contiguous X (n_x, m_p) and Y (n_y, m_p) or (m_p,). A piece starts on a chunk's first
+block, so its blocks are the global ones shifted by a whole number of blocks, and ends
+on a chunk's last block (or the data's end), so every block but the data's last is
+full. Each of its chunks then sums the same blocks in the same order as in one process:
+the rows are bit-identical, and the client adds them in chunk order as
+``mlp._sum_partials`` does.
+
+    partials (n_rows, n_par + 1) float64 output: one row per chunk of the piece
+    bounds (n_rows + 1,) int64: chunk i is the piece's blocks [bounds[i], bounds[i + 1])
+    scale: the D2 factor of the whole data set (2/m or 1/m, m all the samples), X's dtype
+"""
+
+from numba import prange
+
+from .config import jit
+from .mlp import _scratch, block_grads
+from .train import _finish_epoch
+
+_serial = jit(nogil=True)
+_parallel = jit(nogil=True, parallel=True)
+
+
+@_parallel
+def piece_grads(partials, W1, b1, W2, b2, X, Y, bounds, kind, scale, plan):
+    """Each chunk's loss and gradient sums into its row of partials, in parallel."""
+    for i in prange(partials.shape[0]):
+        scratch = _scratch(W1, W2, X, plan)
+        block_grads(
+            partials[i], scratch, W1, b1, W2, b2, X, Y, bounds[i], bounds[i + 1], kind, scale,
+            plan,
+        )  # fmt: skip
+
+
+@_serial
+def piece_grads_serial(partials, W1, b1, W2, b2, X, Y, bounds, kind, scale, plan):
+    """piece_grads in one thread: the same rows."""
+    scratch = _scratch(W1, W2, X, plan)
+    for i in range(partials.shape[0]):
+        block_grads(
+            partials[i], scratch, W1, b1, W2, b2, X, Y, bounds[i], bounds[i + 1], kind, scale,
+            plan,
+        )  # fmt: skip
+
+
+@_serial
+def finish_epoch(
+    losses, e, grad, W1, b1, W2, b2, new, fresh, m, first, codes, hyper, moments, clock
+):  # fmt: skip
+    """The whole-training kernels' end of a full-batch epoch, for a client that has
+    added up the rows itself: losses[e] (with the L2 term), the update, the schedule;
+    (n_done, status) to stop with, or (-1, OK) to go on. The same code, so the same
+    bits, as train_epochs."""
+    return _finish_epoch(
+        losses, e, grad, W1, b1, W2, b2, new, fresh, m, first, codes, hyper, moments, clock
+    )

@@ -1,0 +1,51 @@
+"""Data-parallel training on a dask cluster, with the bits of one process.
+
+``fusedmlp.train`` takes, besides NumPy arrays, a dask array X (n_x, m) with Y (n_y, m)
+or (m,) (a dask or NumPy array), chunked along the samples in any way, or a list of
+shard files that the workers open themselves: ``.npz`` archives holding X and Y
+(stored uncompressed, as ``np.savez`` writes them; Y=None), or ``.npy`` files of X with
+Y the list of their targets' ``.npy`` files. It then trains on the active
+``distributed.Client`` (or ``client=``); ``fusedmlp.distributed.train`` is the same
+function, with ``timings=`` for measuring the engine.
+
+How it runs (``_engine``):
+
+- The samples are cut as one process cuts them: blocks, then the chunks of blocks that
+  ``kernels.config.plan`` chooses for all m samples. Each worker builds a piece of whole
+  chunks from the source, once, checks it as ``train`` checks its data, and keeps it in
+  memory; the data never travels to the client.
+- An epoch sends each piece the parameters (kilobytes); the worker's compiled kernel
+  returns one row of loss and gradient sums per chunk; the client adds the rows in chunk
+  order and updates with the compiled update of the one-process kernels. The losses and
+  parameters are therefore bit-identical to ``fusedmlp.train`` on the same data in one
+  process, for any number of workers and any chunking of the dask arrays.
+- A worker that dies costs a retry: dask builds its pieces again from their source on
+  another worker (the same bits), and the epoch goes on.
+- The driver is ``train``'s own: every optimizer and schedule, L2, early stopping on the
+  loss, callbacks, progress, Ctrl-C (between epochs), checkpoints (``fusedmlp.save``)
+  and ``resume=``, which continues bit-identically.
+
+Not yet on a cluster (each refused with a clear error): mini-batches (``batch_size``
+below m), ``validation_fraction``, the NumPy backend and ``threads=`` (a worker uses
+its own threads: ``LocalCluster(threads_per_worker=...)``, ``dask worker --nthreads``).
+
+Examples
+--------
+>>> import dask.array as da
+>>> from distributed import Client, LocalCluster
+>>> import fusedmlp
+>>> from fusedmlp import datasets
+>>> X, Y = datasets.planar()
+>>> with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+...                   dashboard_address=None) as cluster, Client(cluster) as client:
+...     res = fusedmlp.train(da.from_array(X, chunks=(2, 150)), Y, epochs=20, seed=2)
+>>> bool((res.losses == fusedmlp.train(X, Y, epochs=20, seed=2).losses).all())
+True
+"""
+
+from __future__ import annotations
+
+from ._cluster import local_cluster
+from ._train import train
+
+__all__ = ["local_cluster", "train"]

@@ -1,0 +1,180 @@
+"""The client's side of a distributed run: the pieces on the workers and the epochs.
+
+The samples are cut exactly as one process cuts them (``kernels.config.plan`` for all
+m samples: blocks, then chunks of blocks); each worker gets a piece of whole chunks,
+built once from the source and kept in its memory. An epoch sends every piece the
+parameters (one small array), each worker returns one row of sums per chunk computed by
+the compiled kernel, and the client adds the rows in chunk order, as the one-process
+kernel adds its chunks' rows, and updates with the same compiled code
+(``kernels.finish_epoch``). Neither the number of workers, nor which finishes first,
+nor the source's own chunking changes a bit of the result.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from .. import _compiled as _c
+from .. import kernels as _k
+from ..kernels import OK
+from . import _worker
+
+PARAMS = ("W1", "b1", "W2", "b2")
+RETRIES = 3  # failed calls in a row before an epoch gives up
+
+
+def pieces(m: int, plan: tuple, n_workers: int) -> list[tuple[int, int, np.ndarray]]:
+    """(lo, hi, bounds) per piece: samples [lo, hi) holding whole chunks of the plan, and
+    each chunk's blocks counted from the piece's first; at most one piece per worker."""
+    blk, _, n_chunk = plan
+    n_block = -(-m // blk)
+    first = [c * n_block // n_chunk for c in range(n_chunk + 1)]  # as mlp._chunk_blocks
+    k = max(1, min(n_workers, n_chunk))
+    out = []
+    for w in range(k):
+        c0, c1 = w * n_chunk // k, (w + 1) * n_chunk // k
+        b0 = first[c0]
+        bounds = np.array(first[c0 : c1 + 1], dtype=np.int64) - b0
+        out.append((b0 * blk, min(first[c1] * blk, m), bounds))
+    return out
+
+
+class Engine:
+    """The pieces of one run (futures on the workers) and its epochs' round trips."""
+
+    def __init__(self, client, source, p: dict, settings) -> None:
+        self.client, self.source = client, source
+        n_h, n_x = p["W1"].shape
+        n_y = p["W2"].shape[0]
+        dtype = p["W1"].dtype
+        self.m = source.m
+        self.plan = _c.plan_for(n_x, n_h, n_y, dtype.itemsize, self.m)
+        self.spec = {
+            "output": settings.output,
+            "loss": settings.loss,
+            "p": {k: np.zeros(p[k].shape) for k in PARAMS},  # the shapes, for the checks
+            "dtype": dtype,
+            "kind": _c._kind(settings.activation, settings.loss, settings.output),
+            "plan": self.plan,
+            "scale": dtype.type((2.0 if settings.loss == "mse" else 1.0) / self.m),
+            "sizes": (n_x, n_h, n_y),
+        }
+        self.n_par = int(_k.n_params(n_x, n_h, n_y))
+        self.futures: list = []  # the pieces: dask keeps how to build them again
+        self.actors: list = []
+        self.holders: list = []
+        self.retries = 0
+
+    def load(self) -> None:
+        """Build every piece on its worker and wait for them; a piece that fails raises
+        its error here (a shard that cannot be read, bad values, ...)."""
+        workers = self._workers()
+        if self.plan[1]:
+            self._check_blas()
+        for i, (lo, hi, bounds) in enumerate(pieces(self.m, self.plan, len(workers))):
+            spec = dict(self.spec, bounds=bounds)
+            self.futures.append(self.source.piece(self.client, lo, hi, spec, workers[i]))
+        self._hold()
+
+    def _workers(self) -> list[str]:
+        workers = sorted(self.client.scheduler_info()["workers"])
+        if not workers:
+            raise RuntimeError(
+                "the dask cluster has no workers; start some (or wait for them with "
+                "client.wait_for_workers(n)) before training."
+            )
+        return workers
+
+    def _check_blas(self) -> None:
+        """Warn when the workers' BLAS did not start as this process's: a wide network's
+        float32 products may then round differently (the results agree to rounding,
+        not to the bit, with one process)."""
+        here = _worker.blas_threads()
+        there = self.client.run(_worker.blas_threads)
+        odd = sorted(w for w, n in there.items() if n != here)
+        if odd:
+            warnings.warn(
+                f"the BLAS of {len(odd)} worker(s) (e.g. {odd[0]}) runs {there[odd[0]]} "
+                f"thread(s), this process's {here}: OpenBLAS started with another thread "
+                "count can round a wide network's products differently, so the result may "
+                "differ from one process in the last bits. Start the workers with "
+                f"OPENBLAS_NUM_THREADS={here} (dask's nanny sets 1: see "
+                "fusedmlp.distributed.local_cluster).",
+                RuntimeWarning,
+                stacklevel=5,
+            )
+
+    def _hold(self) -> None:
+        """Wait for the pieces (dask builds again any that a dead worker lost) and put
+        an actor beside each, which the epochs call."""
+        for f in self.futures:
+            if f.exception() is not None:  # waits for it
+                f.result()  # raises the worker's error
+        where = self.client.who_has(self.futures)
+        self.holders = [  # their futures keep the actors alive
+            self.client.submit(
+                _worker.Holder, f, actor=True, pure=False, workers=list(where[f.key])[:1] or None
+            )
+            for f in self.futures
+        ]  # fmt: skip
+        with self.client.as_current():  # an actor binds to the current client
+            self.actors = [h.result() for h in self.holders]
+
+    def grads(self, p: dict) -> tuple[np.ndarray, float]:
+        """(sums, slowest piece's compute seconds): the loss and gradient sums of all m
+        samples for the parameters p, added in chunk order. A call that fails (a worker
+        died) is made again on actors rebuilt from the pieces, up to RETRIES times."""
+        flat = np.concatenate([p[k].ravel() for k in PARAMS])
+        for attempt in range(RETRIES + 1):
+            try:
+                calls = [a.rows(flat) for a in self.actors]
+                out = [c.result() for c in calls]
+                break
+            except Exception as exc:  # a lost worker shows as one of many comm errors
+                if attempt == RETRIES:
+                    raise RuntimeError(
+                        f"an epoch failed {RETRIES + 1} times on the cluster (workers "
+                        f"lost?); last error: {exc!r}"
+                    ) from exc
+                self.retries += 1
+                self._hold()
+        grad = np.zeros(self.n_par + 1)
+        for rows, _ in out:
+            for row in rows:  # one add per row, in chunk order: mlp._sum_partials's bits
+                grad += row
+        return grad, max(t for _, t in out)
+
+    def runner(self, p: dict, state, stop, timings: list | None):
+        """``run(n_epochs, losses, first)`` for the driver (``_driver``'s contract)."""
+        W1, b1, W2, b2 = (p[k] for k in PARAMS)
+        new = np.empty(self.n_par, W1.dtype)
+        fresh = np.empty((2, self.n_par))
+        opt = (state.codes, state.hyper, state.moments, state.clock)
+
+        def run(n_epochs: int, losses: np.ndarray, first: int = 0) -> tuple[int, int]:
+            for i in range(n_epochs):
+                if i and stop():
+                    return i, OK
+                t0 = time.perf_counter()
+                grad, busy = self.grads(p)
+                done, status = _k.finish_epoch(
+                    losses, i, grad, W1, b1, W2, b2, new, fresh, self.m, first, *opt
+                )
+                if timings is not None:
+                    timings.append((time.perf_counter() - t0, busy))
+                if done >= 0:
+                    return int(done), int(status)
+            return n_epochs, OK
+
+        return run
+
+    def close(self) -> None:
+        """Let the workers drop the pieces."""
+        self.actors = []
+        # released, not cancelled: another run may already want the same keys
+        for f in self.holders + self.futures:
+            f.release()
+        self.futures, self.holders = [], []

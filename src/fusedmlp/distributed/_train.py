@@ -1,0 +1,144 @@
+"""``train`` on a dask cluster: the settings, parameters, optimizer state, driver and
+result of ``fusedmlp.train``, with the epochs' sums computed by the workers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import _driver, trainer
+from .._optstate import OptState
+from .._validation import check_count, check_network_size, check_params, params_in
+from ..result import TrainResult
+from . import _sources
+from ._engine import Engine
+
+
+def train(
+    X,
+    Y=None,
+    *,
+    client=None,
+    hidden: int | None = None,
+    epochs: int = 1000,
+    init: dict | None = None,
+    resume: TrainResult | None = None,
+    verbose: bool = False,
+    log_every: int = 100,
+    callback=None,
+    backend: str = "numba",
+    threads: int | None = None,
+    timings: list | None = None,
+    **given,
+) -> TrainResult:
+    """``fusedmlp.train`` on a cluster (see ``fusedmlp.distributed``)."""
+    _refuse_run(backend, threads, timings)
+    epochs, log_every, _ = trainer._check_run(epochs, log_every, callback, None)
+    given = {k: v for k, v in given.items() if v is not None}
+    client = _client(client)
+    with _driver.CtrlC() as ctrl_c:
+        settings = trainer._settings(given, resume, init)
+        source = _sources.make(X, Y, client)
+        _refuse_settings(settings, source.m)
+        start = resume.params if resume is not None else init
+        p = _params(source, hidden, settings, start, client)
+        engine = Engine(client, source, p, settings)
+        try:
+            engine.load()
+            state = OptState(settings, p, None if resume is None else resume.state)
+            history = np.zeros(0) if resume is None else trainer._history(resume)
+            first = len(history)
+            if resume is not None and "lr" in given:
+                state.new_rate(settings.lr, first, source.m)
+            run = engine.runner(p, state, lambda: ctrl_c.hit, timings)
+            buf = _driver.Losses(history, first + epochs)
+            result = TrainResult(params=p, losses=history, settings=settings, backend="numba")
+            # the driver reads only the data's shape (progress) from these
+            shape = np.broadcast_to(np.zeros((), p["W1"].dtype), (source.n_x, source.m))
+            done, status = _driver.drive(
+                run, result, buf, shape, shape, first, first + epochs,
+                (settings.tol, settings.patience, verbose, log_every, callback),
+                ctrl_c, state,
+            )  # fmt: skip
+        finally:
+            engine.close()
+        return trainer._finish(result, buf, done, status, state, None)
+
+
+def _client(client):
+    """The client to use: the one given, else the active one."""
+    if client is not None:
+        return client
+    from distributed import get_client
+
+    try:
+        return get_client()
+    except ValueError:
+        raise ValueError(
+            "training on dask arrays or shard files needs a dask cluster: start one "
+            "(client = distributed.Client() for a LocalCluster, or "
+            "Client('tcp://host:8786') for a running scheduler) or pass client=."
+        ) from None
+
+
+def _refuse_run(backend: str, threads, timings) -> None:
+    if backend != "numba":
+        raise ValueError(
+            f"backend={backend!r}: a cluster runs the compiled kernels only; leave backend "
+            "out, or train the reference on NumPy arrays in one process."
+        )
+    if threads is not None:
+        raise ValueError(
+            f"threads={threads!r}: on a cluster each worker uses its own threads "
+            "(LocalCluster(threads_per_worker=...), dask worker --nthreads); leave "
+            "threads out."
+        )
+    if timings is not None and not isinstance(timings, list):
+        raise TypeError(f"timings must be a list to append to, got {type(timings).__name__}.")
+
+
+def _refuse_settings(settings, m: int) -> None:
+    if settings.batch_size is not None and settings.batch_size < m:
+        raise ValueError(
+            f"batch_size={settings.batch_size} < m = {m}: distributed training runs "
+            "full-batch epochs only in this version; leave batch_size out (or give one >= "
+            "m), or train mini-batches in one process."
+        )
+    if settings.validation_fraction is not None:
+        raise ValueError(
+            f"validation_fraction={settings.validation_fraction}: distributed training "
+            "does not hold samples out in this version; leave it out and score a held-out "
+            "set with fusedmlp.score after training."
+        )
+
+
+def _params(source, hidden, s, start, client) -> dict:
+    """Our own C-contiguous copy of the starting parameters in the working dtype."""
+    from ..api import init_params
+
+    if start is not None:
+        p = check_params(start)
+        n_h = p["W1"].shape[0]
+        if hidden is not None and check_count("hidden", hidden, minimum=1) != n_h:
+            raise ValueError(
+                f"hidden={hidden!r} but the starting parameters have W1 of shape "
+                f"{p['W1'].shape}, i.e. {n_h} hidden units; leave hidden out."
+            )
+    else:
+        n_h = check_count("hidden", 4 if hidden is None else hidden, minimum=1)
+        n_y = _n_outputs(source, s, client)
+        check_network_size(source.n_x, n_h, n_y, name="hidden")
+        p = init_params(source.n_x, n_h, n_y, seed=s.seed)
+    return {k: np.array(v, order="C") for k, v in params_in(p, source.x_dtype).items()}
+
+
+def _n_outputs(source, s, client) -> int:
+    """Outputs of a new network: Y's rows, or for class indices the largest plus one
+    (the workers check them: a label that is not a whole number >= 0 is refused there)."""
+    if source.y_rows is not None:
+        return source.y_rows
+    if s.output != "softmax":
+        return 1
+    top = source.top_label(client)
+    return int(top) + 1 if math.isfinite(top) and 0 <= top < 2**31 else 2

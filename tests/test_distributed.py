@@ -1,0 +1,261 @@
+"""Training on a dask cluster (fusedmlp.distributed): the same bits as one process.
+
+Clusters are LocalClusters of worker processes on loopback (127.0.0.1, no dashboard),
+closed by their fixtures, which then check that no process of theirs is left.
+"""
+
+import os
+import signal
+import time
+
+import dask.array as da
+import numpy as np
+import psutil
+import pytest
+from distributed import Client
+
+import fusedmlp
+from fusedmlp import datasets
+from fusedmlp.distributed import _engine, _worker, local_cluster
+
+PARAMS = ("W1", "b1", "W2", "b2")
+
+
+def _warm_cache():
+    """Compile the workers' kernel here first, so that worker processes load it from
+    numba's cache instead of compiling it side by side."""
+    for dtype in (np.float64, np.float32):
+        for Y in (np.zeros((1, 8), dtype), np.zeros(8, np.int64)):
+            n_y = 2 if Y.ndim == 1 else 1
+            piece = _worker.Piece(
+                np.zeros((2, 8), dtype), Y, np.array([0, 1]), (0, 0, 0), (512, 0, 1),
+                dtype(1.0), (2, 3, n_y),
+            )  # fmt: skip
+            _worker.piece_rows(piece, np.zeros(3 * 2 + 3 + n_y * 3 + n_y, dtype))
+
+
+def _cluster(n_workers):
+    return local_cluster(n_workers)
+
+
+def _children():
+    """Our child processes but multiprocessing's resource tracker, which the first
+    spawned worker starts and which ends with this process (it is no worker)."""
+    return [
+        p for p in psutil.Process().children(recursive=True)
+        if "multiprocessing.resource_tracker" not in " ".join(p.cmdline())
+    ]  # fmt: skip
+
+
+def _no_children_left(before=()):
+    """Wait (at most 20 s) for the processes started since ``before`` to end."""
+    deadline = time.monotonic() + 20
+    while set(_children()) - set(before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = set(_children()) - set(before)
+    assert not left, f"processes left behind: {[p.cmdline() for p in left]}"
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A client of a 3-worker LocalCluster (not the default client: tests pass it)."""
+    _warm_cache()
+    with _cluster(3) as cluster, Client(cluster, set_as_default=False) as c:
+        yield c
+    _no_children_left()
+
+
+def _same(a, b):
+    assert np.array_equal(a.losses, b.losses)
+    for k in PARAMS:
+        assert a.params[k].dtype == b.params[k].dtype
+        assert np.array_equal(a.params[k], b.params[k]), k
+
+
+@pytest.fixture(scope="module")
+def flower():
+    X, Y = datasets.planar(m=20000, seed=5)  # 40 blocks of 512: 40 chunks
+    return X, Y
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "momentum", "nesterov", "adam"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_bit_identical_to_one_process(client, flower, optimizer, dtype):
+    X, Y = flower
+    X = X.astype(dtype)
+    kw = dict(epochs=12, seed=3, optimizer=optimizer, alpha=1e-3, lr_schedule="invscaling")
+    one = fusedmlp.train(X, Y, **kw)
+    for chunks in (20000, 3000, 777):
+        Xd = da.from_array(X, chunks=(2, chunks))
+        _same(one, fusedmlp.train(Xd, da.from_array(Y, chunks=(1, 5000)), client=client, **kw))
+
+
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_any_number_of_workers(client, flower, n_workers):
+    X, Y = flower
+    kw = dict(epochs=8, seed=1, optimizer="adam", lr=0.01)
+    before = _children()
+    with _cluster(n_workers) as cluster, Client(cluster, set_as_default=False) as c:
+        small = fusedmlp.train(da.from_array(X, chunks=(2, 4096)), Y, client=c, **kw)
+    _no_children_left(before)
+    _same(fusedmlp.train(da.from_array(X, chunks=(2, 999)), Y, client=client, **kw), small)
+    _same(fusedmlp.train(X, Y, **kw), small)
+
+
+def test_wide_softmax_and_regression(client):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 6000)).astype(np.float32)  # wide: BLAS blocks
+    labels = rng.integers(0, 10, 6000)
+    kw = dict(epochs=5, seed=1, hidden=32, output="softmax", activation="relu")
+    kw.update(optimizer="adam", lr=0.01)
+    Xd = da.from_array(X, chunks=(64, 1100))
+    _same(fusedmlp.train(X, labels, **kw), fusedmlp.train(Xd, labels, client=client, **kw))
+    T = np.vstack([X[:3].sum(axis=0), X[3:5].prod(axis=0)]).astype(np.float64)
+    kw = dict(epochs=6, seed=2, hidden=8, output="identity", activation="tanh", lr=0.01)
+    Xd = da.from_array(X.astype(np.float64), chunks=(64, 2500))
+    one = fusedmlp.train(X.astype(np.float64), T, **kw)
+    _same(one, fusedmlp.train(Xd, da.from_array(T, chunks=(2, 700)), client=client, **kw))
+
+
+def _write_shards(tmp_path, X, Y, cuts, kind):
+    paths, ys = [], []
+    for i, (a, b) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
+        if kind == "npz":
+            paths.append(tmp_path / f"s{i}.npz")
+            np.savez(paths[-1], X=X[:, a:b], Y=Y[..., a:b])
+        else:
+            paths.append(tmp_path / f"X{i}.npy")
+            ys.append(tmp_path / f"Y{i}.npy")
+            np.save(paths[-1], X[:, a:b])
+            np.save(ys[-1], Y[..., a:b])
+    return paths, (ys or None)
+
+
+@pytest.mark.parametrize("kind", ["npz", "npy"])
+def test_shards_on_disk(client, flower, tmp_path, kind):
+    X, Y = flower
+    X = X.astype(np.float32)
+    paths, ys = _write_shards(tmp_path, X, Y, [0, 3000, 3001, 11000, 20000], kind)
+    kw = dict(epochs=6, seed=4, optimizer="momentum")
+    _same(fusedmlp.train(X, Y, **kw), fusedmlp.train(paths, ys, client=client, **kw))
+
+
+def test_bad_shard_is_named(client, flower, tmp_path):
+    X, Y = flower
+    paths, _ = _write_shards(tmp_path, X, Y, [0, 10000, 20000], "npz")
+    paths[1].write_bytes(b"not a zip archive")
+    with pytest.raises(ValueError, match=r"shard 1 \(.*s1\.npz'\) could not be opened"):
+        fusedmlp.train(paths, None, client=client, epochs=2)
+    np.savez(paths[1], X=X[:, :5], Y=Y[:, :4])  # 5 samples of X, 4 of Y
+    with pytest.raises(ValueError, match=r"shard 1 .* holds Y of shape \(1, 4\) for X \(2, 5\)"):
+        fusedmlp.train(paths, None, client=client, epochs=2)
+
+
+def test_bad_values_are_refused_with_their_samples(client, flower):
+    X, Y = flower
+    X = X.copy()
+    X[1, 15000] = np.nan
+    with pytest.raises(ValueError, match=r"samples \[\d+, \d+\) of the training data: .*X"):
+        fusedmlp.train(da.from_array(X, chunks=(2, 5000)), Y, client=client, epochs=2)
+    labels = np.zeros(20000)
+    labels[:10] = 1
+    labels[12345] = 0.5
+    with pytest.raises(ValueError, match=r"samples \[\d+, \d+\) .*integer"):
+        fusedmlp.train(da.from_array(X * 0, chunks=(2, 5000)), labels, client=client,
+                       output="softmax", epochs=2)  # fmt: skip
+
+
+def test_killed_worker_costs_a_retry_not_the_run(flower):
+    X, Y = flower
+    kw = dict(epochs=30, seed=3, optimizer="adam", lr=0.01, log_every=5)
+    one = fusedmlp.train(X, Y, **kw)
+    before = _children()
+    with _cluster(2) as cluster, Client(cluster, set_as_default=False) as c:
+        pids = list(c.run(os.getpid).values())
+        seen = []
+
+        def kill(epoch, loss, p):
+            if epoch == 10:
+                os.kill(pids[1], signal.SIGKILL)
+            seen.append(epoch)
+
+        _same(one, fusedmlp.train(da.from_array(X, chunks=(2, 3000)), Y, client=c,
+                                  callback=kill, **kw))  # fmt: skip
+        assert seen == [0, 5, 10, 15, 20, 25]
+    _no_children_left(before)
+
+
+def test_resume_and_checkpoint_equal_one_run(client, flower, tmp_path):
+    X, Y = flower
+    Xd = da.from_array(X, chunks=(2, 4000))
+    kw = dict(seed=6, optimizer="adam", lr=0.01, alpha=1e-4)
+    whole = fusedmlp.train(Xd, Y, client=client, epochs=25, **kw)
+    part = fusedmlp.train(Xd, Y, client=client, epochs=10, **kw)
+    fusedmlp.save(tmp_path / "ck.npz", part)
+    rest = fusedmlp.train(Xd, Y, client=client, epochs=15,
+                          resume=fusedmlp.load(tmp_path / "ck.npz"))  # fmt: skip
+    _same(whole, rest)
+    _same(whole, fusedmlp.train(X, Y, epochs=25, **kw))
+
+
+def test_early_stopping_and_callback_as_in_one_process(client, flower):
+    X, Y = flower
+    kw = dict(seed=2, epochs=400, lr=2.0, tol=1e-3, patience=3)
+    one = fusedmlp.train(X, Y, **kw)
+    assert one.stop_epoch is not None
+    _same(one, fusedmlp.train(da.from_array(X, chunks=(2, 6000)), Y, client=client, **kw))
+    stop = fusedmlp.train(da.from_array(X, chunks=(2, 6000)), Y, client=client, epochs=50,
+                          seed=2, log_every=4, callback=lambda e, L, p: e == 8)  # fmt: skip
+    assert stop.stop_epoch == 8 and len(stop.losses) == 9
+
+
+def test_ctrl_c_stops_between_epochs_with_a_consistent_result(client, flower):
+    X, Y = flower
+    kw = dict(seed=2, log_every=1)
+
+    def press(epoch, loss, p):
+        if epoch == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    res = fusedmlp.train(da.from_array(X, chunks=(2, 6000)), Y, client=client, epochs=1000,
+                         callback=press, **kw)  # fmt: skip
+    assert res.interrupted and 5 <= len(res.losses) < 1000
+    _same(fusedmlp.train(X, Y, epochs=len(res.losses), **kw), res)
+
+
+def test_timings_measure_the_engine(client, flower):
+    X, Y = flower
+    timings = []
+    fusedmlp.distributed.train(da.from_array(X, chunks=(2, 6000)), Y, client=client,
+                               epochs=5, timings=timings)  # fmt: skip
+    assert len(timings) == 5
+    assert all(wall >= busy > 0 for wall, busy in timings)
+
+
+def test_pieces_hold_whole_chunks():
+    plan = (512, 0, 40)
+    got = _engine.pieces(20000, plan, 3)
+    assert [(lo, hi) for lo, hi, _ in got] == [(0, 6656), (6656, 13312), (13312, 20000)]
+    assert [b.tolist() for _, _, b in got][2][-1] == 14  # the short last block counts
+    assert len(_engine.pieces(400, (512, 0, 1), 3)) == 1  # one chunk: one piece
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(batch_size=100), "full-batch epochs only"),
+        (dict(validation_fraction=0.2), "does not hold samples out"),
+        (dict(backend="numpy"), "compiled kernels only"),
+        (dict(threads=2), "its own threads"),
+    ],
+)
+def test_what_a_cluster_does_not_do_yet_is_refused(client, flower, kw, match):
+    X, Y = flower
+    with pytest.raises(ValueError, match=match):
+        fusedmlp.train(da.from_array(X, chunks=(2, 6000)), Y, client=client, epochs=2, **kw)
+
+
+def test_no_cluster_is_a_clear_error(flower):
+    X, Y = flower
+    with pytest.raises(ValueError, match="needs a dask cluster"):
+        fusedmlp.train(da.from_array(X, chunks=(2, 6000)), Y, epochs=2)
