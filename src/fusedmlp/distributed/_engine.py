@@ -80,7 +80,7 @@ class Engine:
         self._hold()
 
     def _workers(self) -> list[str]:
-        workers = sorted(self.client.scheduler_info()["workers"])
+        workers = sorted(self.client.ncores())  # asked of the scheduler now, not cached
         if not workers:
             raise RuntimeError(
                 "the dask cluster has no workers; start some (or wait for them with "
