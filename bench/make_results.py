@@ -21,7 +21,9 @@ bench/results/):
 6. ``bench/outofcore.py --m 1e9`` three times on the same files: paging left to the
    kernel, then with mapped pages trimmed every second, then also with the data dropped
    from the page cache before every epoch (read from disk, as for data beyond RAM)
-   -> bench/results/ooc-*.log.
+   -> bench/results/ooc-*.log;
+7. ``bench/cluster.py``: the dask engine's overhead, a 10^8-sample epoch on 2 workers
+   against one process, and a model of a real cluster -> bench/results/distributed.*.
 
 The page quotes medians; ratios are of medians measured side by side in one run.
 """
@@ -42,17 +44,14 @@ ROOT = HERE.parent
 OUT = HERE / "results"
 PY = sys.executable
 
+sys.path.insert(0, str(HERE))  # for page_parts, beside this file (also when loaded by path)
+from page_parts import OOC_RUNS, layers_table, ooc_snippets, text_lines  # noqa: E402
+
 REPEATS = 5  # fresh processes of each repeated pair (issues 9 and 10)
 # name -> (file and -k selection of the bench suite run again in each process)
 REPEATED = {
     "digits-shape": ["bench/test_optim.py", "-k", "digits_shape"],
     "mnist-shape": ["bench/test_wide.py", "-k", "784 or matmul"],
-}
-
-OOC_RUNS = {
-    "ooc-kernel-paging.log": [],  # writes the files, then trains with paging left to Linux
-    "ooc-trimmed.log": ["--trim", "1"],  # mapped pages released every second
-    "ooc-from-disk.log": ["--trim", "1", "--cold"],  # page cache dropped before each epoch
 }
 
 
@@ -88,6 +87,8 @@ def measure(args: argparse.Namespace) -> None:
                 slim_json(OUT / f"{name}-{i}.json")
             # the cost of a 40 KB hand-off between the cores, right after the digits pair
             run([PY, "bench/handoff.py"], OUT / f"handoff-{i}.log")
+    if not args.skip_cluster:
+        run([PY, "bench/cluster.py"], OUT / "cluster.log")
     if not args.skip_ooc:
         with tempfile.TemporaryDirectory(dir=args.ooc_dir) as d:
             for i, (log, extra) in enumerate(OOC_RUNS.items()):
@@ -303,37 +304,6 @@ def estimators_table() -> list[str]:
     return lines if len(lines) > 2 else ["(no sk-* groups: run bench/test_sklearn.py)"]
 
 
-def layers_table() -> list[str]:
-    path = OUT / "threading_layers.json"
-    if not path.exists():
-        return ["(no threading_layers.json: run without --skip-layers)"]
-    sys.path.insert(0, str(HERE))
-    from threading_layers import table
-
-    rounds = json.loads(path.read_text())["rounds"]
-    return table(rounds) + ["", f"({len(rounds)} processes, the layers taking turns.)"]
-
-
-def ooc_snippets() -> list[str]:
-    out = []
-    for log in OOC_RUNS:
-        path = OUT / log
-        if not path.exists():
-            continue
-        text = path.read_text()
-        at = text.find("### Out of core")
-        if at < 0:
-            out += [f"({log}: no result)", "```", text[-2000:], "```", ""]
-            continue
-        keep = []
-        for line in text[at:].splitlines():
-            if line.startswith(("kept ", "rc=")):
-                break
-            keep.append(line)
-        out += ["\n".join(keep).strip(), ""]
-    return out or ["(no out-of-core logs: run without --skip-ooc)"]
-
-
 def render() -> str:
     """The whole page: the suite's summary, then the sections of the other steps."""
     return "\n".join(_summary_parts() + _section_parts()) + "\n"
@@ -465,6 +435,15 @@ def _repeat_parts() -> list[str]:
         "is what data beyond RAM costs: the kernels then wait for the disk.",
         "",
         *ooc_snippets(),
+        "",
+        "## On a dask cluster (issue 12, `bench/cluster.py`)",
+        "",
+        "Engine overhead (an epoch minus its slowest piece's compute) on LocalClusters of",
+        "worker processes, small data (planar m = 4000), against the naive loop of one",
+        "submit per piece and a gather; then m = 10^8 float32 on 2 workers x 1 thread",
+        "against one process with 2 threads, and the model fitted to these points.",
+        "",
+        *text_lines(OUT / "distributed.md", "run without --skip-cluster"),
     ]
 
 
@@ -479,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-width", action="store_true")
     ap.add_argument("--skip-repeats", action="store_true")
     ap.add_argument("--skip-ooc", action="store_true")
+    ap.add_argument("--skip-cluster", action="store_true")
     ap.add_argument("--max-m", default="1e8", help="largest m of the scaling sweep")
     ap.add_argument("--ooc-m", default="1e9", help="samples of the out-of-core run")
     ap.add_argument("--ooc-dir", default=None, help="where the out-of-core files go")

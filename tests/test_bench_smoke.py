@@ -227,6 +227,7 @@ def test_results_page_renders_from_the_recorded_outputs():
         "## Scaling",
         "## The scikit-learn estimators against scikit-learn",
         "## Out of core",
+        "## On a dask cluster",
     ):
         assert heading in page
     assert "P1 numpy / compiled" in page

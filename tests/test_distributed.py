@@ -11,6 +11,7 @@ caching its kernels), then again in a worker process that loads them, and the cl
 result must equal that one bit for bit, and this process's to 1e-12 (float64).
 """
 
+import csv
 import os
 import signal
 import time
@@ -280,3 +281,23 @@ def test_no_cluster_is_a_clear_error(flower):
     X, Y = flower
     with pytest.raises(ValueError, match="needs a dask cluster"):
         fusedmlp.train(da.from_array(X, chunks=(2, 6000)), Y, epochs=2)
+
+
+def test_scale_adds_cluster_points(tmp_path, monkeypatch, capsys):
+    from fusedmlp import cli, scaling
+
+    monkeypatch.setattr(scaling, "_sweep", lambda out, **kw: ([], False))  # cluster part only
+    before = _children()
+    args = ["scale", "--out", str(tmp_path), "--max-m", "1e4", "--dtypes", "float32"]
+    assert cli.main([*args, "--epochs", "2", "--workers", "2"]) == 0
+    _no_children_left(before)
+    rows = list(csv.DictReader(open(tmp_path / "cluster.csv")))
+    assert [(r["m"], r["status"], r["workers"]) for r in rows] == [
+        ("100", "ok", "2"), ("1000", "ok", "2"), ("10000", "ok", "2"),
+    ]  # fmt: skip
+    for r in rows:
+        wall, busy, over = (float(r[k]) for k in ("s_per_epoch", "compute_s", "overhead_s"))
+        assert wall > busy > 0 and over > 0 and int(r["epochs_timed"]) == 2
+    assert not (tmp_path / "cluster-data").exists()  # the shard files are removed
+    assert cli.main([*args, "--workers", "2", "--cluster", "tcp://127.0.0.1:1"]) != 0
+    assert "--cluster ADDRESS, not both" in capsys.readouterr().err

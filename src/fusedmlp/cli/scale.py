@@ -47,6 +47,7 @@ def add_parser(subparsers, **kwargs) -> argparse.ArgumentParser:
         action="store_false",
         help="leave out the 1-thread vs all-threads runs",
     )
+    _add_cluster_arguments(p)
     _add_width_arguments(p)
     p.set_defaults(func=main)
     return p
@@ -60,6 +61,8 @@ def main(args: argparse.Namespace) -> int:
     """
     if args.width:
         return _width_main(args)
+    if args.workers is not None and args.cluster is not None:
+        raise ValueError("give --workers (a LocalCluster here) or --cluster ADDRESS, not both")
     rows, interrupted = scaling._sweep(
         args.out,
         min_m=args.min_m,
@@ -77,7 +80,50 @@ def main(args: argparse.Namespace) -> int:
     )
     if interrupted:
         return 130
+    if args.workers is not None or args.cluster is not None:
+        rows = rows + _cluster_main(args)
     return 1 if any(r["status"] == "failed" for r in rows) else 0
+
+
+def _add_cluster_arguments(p) -> None:
+    g = p.add_argument_group("distributed points (fusedmlp.distributed; needs the dask extra)")
+    g.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="also time each m on a LocalCluster of N worker processes (loopback)",
+    )
+    g.add_argument(
+        "--worker-threads",
+        type=int,
+        default=1,
+        metavar="T",
+        help="threads of each --workers worker (default 1)",
+    )
+    g.add_argument("--cluster", metavar="ADDRESS",
+                   help="also time each m on the dask scheduler at ADDRESS (tcp://host:8786); "
+                   "--out must be on storage the workers read at the same path")  # fmt: skip
+
+
+def _cluster_main(args) -> list[dict]:
+    """The distributed points after the sweep: cluster.csv and cluster.json in --out."""
+    from distributed import Client
+
+    from .. import _scaling_cluster
+    from ..distributed import local_cluster
+
+    grid = scaling.sizes(args.min_m, args.max_m)
+    kw = dict(epochs=args.epochs, warmup=args.warmup, say=lambda line: print(line, flush=True))
+    if args.cluster is not None:
+        with Client(args.cluster) as client:
+            return _scaling_cluster.run_points(args.out, grid, args.dtypes, client, **kw)
+    if args.workers < 1 or args.worker_threads < 1:
+        raise ValueError(
+            f"--workers and --worker-threads must be >= 1, got {args.workers} and "
+            f"{args.worker_threads}"
+        )
+    with local_cluster(args.workers, args.worker_threads) as cluster, Client(cluster) as client:
+        return _scaling_cluster.run_points(args.out, grid, args.dtypes, client, **kw)
 
 
 def _sizes(text: str) -> tuple:

@@ -115,8 +115,11 @@ class Engine:
                 f.result()  # raises the worker's error
         where = self.client.who_has(self.futures)
         self.holders = [  # their futures keep the actors alive
+            # beside its piece if it can, elsewhere if that worker is gone (the scheduler
+            # may not yet know of a death when this runs after one)
             self.client.submit(
-                _worker.Holder, f, actor=True, pure=False, workers=list(where[f.key])[:1] or None
+                _worker.Holder, f, actor=True, pure=False, workers=list(where[f.key])[:1] or None,
+                allow_other_workers=True,
             )
             for f in self.futures
         ]  # fmt: skip
