@@ -36,6 +36,7 @@ from distributed import Client
 
 import fusedmlp
 from fusedmlp import _compiled_train, datasets, outofcore
+from fusedmlp._scaling_point import machine_info
 from fusedmlp.distributed import _engine, _worker, local_cluster
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -53,7 +54,7 @@ def overhead(n_workers: int) -> dict:
         t = np.array(timings[DROP:]) * 1e3
         naive = _naive(client, X, Y)
     wall, busy = np.median(t[:, 0]), np.median(t[:, 1])
-    return {"workers": n_workers, "wall_ms": wall, "compute_ms": busy,
+    return {"workers": n_workers, "wall_ms": float(wall), "compute_ms": float(busy),
             "overhead_ms": float(np.median(t[:, 0] - t[:, 1])), "naive_ms": naive}  # fmt: skip
 
 
@@ -115,7 +116,9 @@ ROW_BYTES_PER_S = 1e9  # assumed bandwidth into the client for the gradient rows
 def model(points: list[dict], big: dict | None) -> dict:
     """Epoch time on a cluster: T(m, W, t) = c m / (W t) + a + b W + W LAN_RTT_S + rows.
 
-    c: thread-seconds per sample, from the one-process epoch at the large m (2 threads);
+    c: thread-seconds per sample, from the one-process epoch at the large m (2 threads),
+    which predicts the cluster point, and from the workers' slowest piece there, which
+    the estimates for 10^10 samples use (the larger of the two here);
     a + b W: the engine's overhead, least squares over the overhead points (loopback:
     the client's calls and replies, the kernels' launches); W LAN_RTT_S: what a real
     network adds per worker; rows: 64 chunk rows of the 2-4-1 network's 18 float64,
@@ -130,6 +133,9 @@ def model(points: list[dict], big: dict | None) -> dict:
     c = 2 * big["one_process_s"] / big["m"]
     out["c_thread_s_per_sample"] = c
     out["predicted_2x1_s"] = c * big["m"] / 2 + a + 2 * b
+    # the workers' own rate (their slowest piece, 1 thread each): per thread slower than
+    # one process's two threads here, so the cluster's estimates use it
+    c = out["c_worker_thread_s_per_sample"] = big["cluster_compute_s"] / (big["m"] / 2)
     for t in (8, 16, 32):
         for w in range(1, 100000):
             if c * 1e10 / (w * t) + a + b * w + w * LAN_RTT_S <= 1.0:
@@ -138,8 +144,11 @@ def model(points: list[dict], big: dict | None) -> dict:
     return out
 
 
-def markdown(points: list[dict], big: dict | None, fit: dict) -> str:
+def markdown(points: list[dict], big: dict | None, fit: dict, machine: dict) -> str:
     lines = [
+        f"Measured {machine['date'][:16]} on {machine['cpu_model']}, "
+        f"{machine['logical_cpus']} logical CPUs, numba {machine['numba']}.",
+        "",
         "| workers x threads | epoch (ms) | slowest piece (ms) | engine overhead (ms) | "
         "naive submit/gather (ms) |",
         "|---|---|---|---|---|",
@@ -158,8 +167,10 @@ def markdown(points: list[dict], big: dict | None, fit: dict) -> str:
             f"{big['cluster_compute_s']:.3f} s): {ratio:.2f}x. The model predicts "
             f"{fit['predicted_2x1_s']:.3f} s for the cluster point.",
             "",
-            f"Model: c = {fit['c_thread_s_per_sample'] * 1e9:.2f} thread-ns per sample; "
-            "10^10 samples in one second per epoch need "
+            f"Model: c = {fit['c_thread_s_per_sample'] * 1e9:.2f} thread-ns per sample in one "
+            f"process, {fit['c_worker_thread_s_per_sample'] * 1e9:.2f} on the workers (the "
+            "prediction above uses the first; the estimates below the second). With the "
+            "second, 10^10 samples in one second per epoch need "
             + ", ".join(f"{fit[f'workers_for_1e10_in_1s_t{t}']} workers of {t} threads"
                         for t in (8, 16, 32) if f"workers_for_1e10_in_1s_t{t}" in fit)
             + f" (assuming {LAN_RTT_S * 1e3:.1f} ms more per worker call on a real network, "
@@ -185,11 +196,13 @@ def main() -> int:
             big = large(int(args.m), Path(d))
         print(big, flush=True)
     fit = model(points, big)
+    machine = machine_info()
     OUT.mkdir(exist_ok=True)
-    (OUT / "distributed.json").write_text(json.dumps(
-        {"overhead": points, "large": big, "model": fit}, indent=1))  # fmt: skip
-    (OUT / "distributed.md").write_text(markdown(points, big, fit))
-    print(markdown(points, big, fit))
+    record = {"overhead": points, "large": big, "model": fit, "machine": machine}
+    (OUT / "distributed.json").write_text(json.dumps(record, indent=1))
+    page = markdown(points, big, fit, machine)
+    (OUT / "distributed.md").write_text(page)
+    print(page)
     return 0
 
 
