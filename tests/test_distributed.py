@@ -124,6 +124,27 @@ def test_any_number_of_workers(client, flower, n_workers):
     _same(_reference(client, X, Y, **kw), small)
 
 
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_mini_batches_as_in_one_process(client, flower, optimizer, dtype):
+    X, Y = flower
+    X = X.astype(dtype)
+    kw = dict(epochs=4, seed=7, optimizer=optimizer, lr=0.01, batch_size=500, alpha=1e-4)
+    one = _reference(client, X, Y, **kw)
+    Xd = da.from_array(X, chunks=(2, 3000))
+    _same(one, fusedmlp.train(Xd, Y, client=client, **kw))
+    part = fusedmlp.train(Xd, Y, client=client, **dict(kw, epochs=1))
+    _same(one, fusedmlp.train(Xd, Y, client=client, epochs=3, resume=part))
+
+
+def test_mini_batches_of_class_indices_from_shards(client, tmp_path):
+    X, labels = datasets.spirals(m=3000, classes=3)
+    paths, ys = _write_shards(tmp_path, X, labels, [0, 1000, 2500, 3000], "npy")
+    kw = dict(epochs=5, seed=1, hidden=16, output="softmax", activation="tanh")
+    kw.update(optimizer="adam", lr=0.01, batch_size=128)
+    _same(_reference(client, X, labels, **kw), fusedmlp.train(paths, ys, client=client, **kw))
+
+
 def test_wide_softmax_and_regression(client):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(64, 6000)).astype(np.float32)  # wide: BLAS blocks
@@ -187,23 +208,32 @@ def test_bad_values_are_refused_with_their_samples(client, flower):
                        output="softmax", epochs=2)  # fmt: skip
 
 
-def test_killed_worker_costs_a_retry_not_the_run(flower):
+@pytest.mark.parametrize("batch_size", [None, 2000])
+def test_killed_worker_costs_a_retry_not_the_run(flower, batch_size, monkeypatch):
     X, Y = flower
-    kw = dict(epochs=30, seed=3, optimizer="adam", lr=0.01, log_every=5)
+    builds = []  # the engine's (re)building of its actors, counted
+
+    def counted(real):
+        return lambda self, *a: builds.append(1) or real(self, *a)
+
+    for name in ("_hold", "_whole_actor"):
+        monkeypatch.setattr(_engine.Engine, name, counted(getattr(_engine.Engine, name)))
+    kw = dict(epochs=30, seed=3, optimizer="adam", lr=0.01, log_every=5, batch_size=batch_size)
     before = _children()
     with _cluster(2) as cluster, Client(cluster, set_as_default=False) as c:
         one = _reference(c, X, Y, **kw)
-        pids = list(c.run(os.getpid).values())
-        seen = []
+        pids, seen = c.run(os.getpid), []
 
         def kill(epoch, loss, p):
-            if epoch == 10:
-                os.kill(pids[1], signal.SIGKILL)
+            if epoch == 10:  # the worker of an actor, which holds a piece of the samples
+                actors = [k for k in c.who_has() if str(k).startswith(("Holder", "Batches"))]
+                os.kill(pids[sorted(c.who_has()[actors[0]])[0]], signal.SIGKILL)
             seen.append(epoch)
 
         _same(one, fusedmlp.train(da.from_array(X, chunks=(2, 3000)), Y, client=c,
                                   callback=kill, **kw))  # fmt: skip
         assert seen == [0, 5, 10, 15, 20, 25]
+    assert len(builds) == 2  # built once, and again after the kill
     _no_children_left(before)
 
 
@@ -265,7 +295,6 @@ def test_pieces_hold_whole_chunks():
 @pytest.mark.parametrize(
     "kw, match",
     [
-        (dict(batch_size=100), "full-batch epochs only"),
         (dict(validation_fraction=0.2), "does not hold samples out"),
         (dict(backend="numpy"), "compiled kernels only"),
         (dict(threads=2), "its own threads"),

@@ -29,9 +29,17 @@ How it runs (``_engine``):
   loss, callbacks, progress, Ctrl-C (between epochs), checkpoints (``fusedmlp.save``)
   and ``resume=``, which continues bit-identically.
 
-Not yet on a cluster (each refused with a clear error): mini-batches (``batch_size``
-below m), ``validation_fraction``, the NumPy backend and ``threads=`` (a worker uses
-its own threads: ``LocalCluster(threads_per_worker=...)``, ``dask worker --nthreads``).
+- Mini-batches (``batch_size`` below m) need every sample of a batch in one place, and
+  a batch is too little arithmetic to share out over machines: all the samples go to
+  one worker, once, as one piece, and a dask actor there runs the compiled mini-batch
+  kernel, many epochs per call, from the parameters and optimizer state the client
+  sends (the client's copy stays the truth: a call repeated after a lost worker gives
+  the same bits). The shuffles are one process's, drawn from (seed, epoch). This is
+  one worker's speed, not the cluster's, and needs the data in one worker's memory.
+
+Not on a cluster yet (each refused with a clear error): ``validation_fraction``, the
+NumPy backend and ``threads=`` (a worker uses its own threads:
+``LocalCluster(threads_per_worker=...)``, ``dask worker --nthreads``).
 
 Examples
 --------

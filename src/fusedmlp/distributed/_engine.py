@@ -114,15 +114,15 @@ class Engine:
             if f.exception() is not None:  # waits for it
                 f.result()  # raises the worker's error
         where = self.client.who_has(self.futures)
-        self.holders = [  # their futures keep the actors alive
+        self.holders = []  # their futures keep the actors alive
+        for f in self.futures:
             # beside its piece if it can, elsewhere if that worker is gone (the scheduler
             # may not yet know of a death when this runs after one)
-            self.client.submit(
-                _worker.Holder, f, actor=True, pure=False, workers=list(where[f.key])[:1] or None,
-                allow_other_workers=True,
+            near = list(where.get(f.key, ()))[:1]
+            place = dict(workers=near, allow_other_workers=True) if near else {}
+            self.holders.append(
+                self.client.submit(_worker.Holder, f, actor=True, pure=False, **place)
             )
-            for f in self.futures
-        ]  # fmt: skip
         with self.client.as_current():  # an actor binds to the current client
             self.actors = [h.result() for h in self.holders]
 
@@ -173,6 +173,55 @@ class Engine:
             return n_epochs, OK
 
         return run
+
+    def batch_runner(self, p: dict, state, settings):
+        """``run(n_epochs, losses, first)`` for mini-batch epochs: all the samples in one
+        piece on one worker, behind a ``_worker.Batches`` actor that runs the compiled
+        mini-batch kernel from the parameters and state sent with each call."""
+        shared = settings.to_dict()
+        self._batches = self._whole_actor(shared)
+
+        def run(n_epochs: int, losses: np.ndarray, first: int = 0) -> tuple[int, int]:
+            flat = np.concatenate([p[k].ravel() for k in PARAMS])
+            sent = (state.moments, state.clock, state.hyper)
+            for attempt in range(RETRIES + 1):
+                try:
+                    out = self._batches.call(n_epochs, first, flat, sent).result()
+                    break
+                except Exception as exc:  # a lost worker: build the actor again
+                    if attempt == RETRIES:
+                        raise RuntimeError(
+                            f"a call failed {RETRIES + 1} times on the cluster (workers "
+                            f"lost?); last error: {exc!r}"
+                        ) from exc
+                    self.retries += 1
+                    self._batches = self._whole_actor(shared)
+            got, n_done, status, flat, after = out
+            losses[:n_epochs] = got
+            at = 0
+            for k in PARAMS:
+                p[k][...] = flat[at : at + p[k].size].reshape(p[k].shape)
+                at += p[k].size
+            for mine, new in zip((state.moments, state.clock, state.hyper), after, strict=True):
+                mine[...] = new
+            return int(n_done), int(status)
+
+        return run
+
+    def _whole_actor(self, settings: dict):
+        """The Batches actor over one piece of all m samples (built, or built again)."""
+        if not self.futures:
+            spec = dict(self.spec, bounds=np.array([0, 1], dtype=np.int64))
+            worker = self._workers()[0]
+            self.futures = [self.source.piece(self.client, 0, self.m, spec, worker)]
+        for f in self.futures:
+            if f.exception() is not None:  # waits for it
+                f.result()  # raises the worker's error
+        self.holders = [
+            self.client.submit(_worker.Batches, self.futures[0], settings, actor=True, pure=False)
+        ]
+        with self.client.as_current():  # an actor binds to the current client
+            return self.holders[0].result()
 
     def close(self) -> None:
         """Let the workers drop the pieces."""

@@ -40,18 +40,22 @@ def train(
     with _driver.CtrlC() as ctrl_c:
         settings = trainer._settings(given, resume, init)
         source = _sources.make(X, Y, client)
-        _refuse_settings(settings, source.m)
+        _refuse_settings(settings)
         start = resume.params if resume is not None else init
         p = _params(source, hidden, settings, start, client)
         engine = Engine(client, source, p, settings)
+        batches = settings.batch_size is not None and settings.batch_size < source.m
         try:
-            engine.load()
             state = OptState(settings, p, None if resume is None else resume.state)
             history = np.zeros(0) if resume is None else trainer._history(resume)
             first = len(history)
             if resume is not None and "lr" in given:
                 state.new_rate(settings.lr, first, source.m)
-            run = engine.runner(p, state, lambda: ctrl_c.hit, timings)
+            if batches:
+                run = engine.batch_runner(p, state, settings)
+            else:
+                engine.load()
+                run = engine.runner(p, state, lambda: ctrl_c.hit, timings)
             buf = _driver.Losses(history, first + epochs)
             result = TrainResult(params=p, losses=history, settings=settings, backend="numba")
             # the driver reads only the data's shape (progress) from these
@@ -98,13 +102,7 @@ def _refuse_run(backend: str, threads, timings) -> None:
         raise TypeError(f"timings must be a list to append to, got {type(timings).__name__}.")
 
 
-def _refuse_settings(settings, m: int) -> None:
-    if settings.batch_size is not None and settings.batch_size < m:
-        raise ValueError(
-            f"batch_size={settings.batch_size} < m = {m}: distributed training runs "
-            "full-batch epochs only in this version; leave batch_size out (or give one >= "
-            "m), or train mini-batches in one process."
-        )
+def _refuse_settings(settings) -> None:
     if settings.validation_fraction is not None:
         raise ValueError(
             f"validation_fraction={settings.validation_fraction}: distributed training "

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import _data, outofcore
 
-__all__ = ["Holder", "Piece", "blas_threads", "build_piece", "labels_top", "piece_rows"]
+__all__ = ["Batches", "Holder", "Piece", "blas_threads", "build_piece", "labels_top", "piece_rows"]
 __all__ += ["shard_header"]
 
 
@@ -147,6 +147,53 @@ class Holder:
 
     def rows(self, flat: np.ndarray) -> tuple:
         return piece_rows(self.piece, flat, self.threads)
+
+
+class Batches:
+    """A dask actor holding all the samples (one piece of [0, m)) and the compiled
+    mini-batch runner over them: a batch needs its samples in one place, and is too
+    small to share out over machines. Each ``call`` starts from the parameters and
+    optimizer state it is sent, so the client's copy stays the truth (a call made
+    again after a lost worker starts from the same point and gives the same bits)."""
+
+    def __init__(self, piece: Piece, settings: dict) -> None:
+        from .._compiled_train import epoch_runner
+        from .._optstate import OptState
+        from ..settings import Settings
+
+        s = Settings.from_dict(settings)
+        n_x, n_h, n_y = piece.sizes
+        shapes = {"W1": (n_h, n_x), "b1": (n_h, 1), "W2": (n_y, n_h), "b2": (n_y, 1)}
+        self.p = {k: np.zeros(v, piece.X.dtype) for k, v in shapes.items()}
+        self.state = OptState(s, self.p)
+        self.run = epoch_runner(
+            self.p, piece.X, piece.Y, s.activation, s.loss, output=s.output, state=self.state,
+            batch_size=s.batch_size, seed=s.seed,
+        )  # fmt: skip
+        self.threads = _threads()
+
+    def call(self, n: int, first: int, flat: np.ndarray, state: tuple) -> tuple:
+        """n epochs from epoch ``first``: (losses, n_done, status, flat, state) after."""
+        import numba
+
+        at = 0
+        for k in ("W1", "b1", "W2", "b2"):
+            a = self.p[k]
+            a[...] = flat[at : at + a.size].reshape(a.shape)
+            at += a.size
+        for mine, sent in zip((self.state.moments, self.state.clock, self.state.hyper), state,
+                              strict=True):  # fmt: skip
+            mine[...] = sent
+        losses = np.zeros(n)
+        old = numba.get_num_threads()
+        numba.set_num_threads(self.threads)
+        try:
+            n_done, status = self.run(n, losses, first)
+        finally:
+            numba.set_num_threads(old)
+        flat = np.concatenate([self.p[k].ravel() for k in ("W1", "b1", "W2", "b2")])
+        after = (self.state.moments.copy(), self.state.clock.copy(), self.state.hyper.copy())
+        return losses, n_done, status, flat, after
 
 
 def piece_rows(piece: Piece, flat: np.ndarray, threads: int = 1) -> tuple:
