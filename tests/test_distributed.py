@@ -330,3 +330,34 @@ def test_scale_adds_cluster_points(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "cluster-data").exists()  # the shard files are removed
     assert cli.main([*args, "--workers", "2", "--cluster", "tcp://127.0.0.1:1"]) != 0
     assert "--cluster ADDRESS, not both" in capsys.readouterr().err
+
+
+def _fit_remotely(client, make, X, y):
+    """make().fit(X, y) in a worker process (cached kernels, as a cluster fit uses)."""
+    return client.submit(lambda: make().fit(X, y), pure=False).result()
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_estimators_fit_on_dask_arrays(client, kind):
+    from sklearn.datasets import load_diabetes, load_iris
+    from sklearn.exceptions import ConvergenceWarning
+
+    from fusedmlp.sklearn import FusedMLPClassifier, FusedMLPRegressor
+
+    if kind == "classifier":
+        X, y = load_iris(return_X_y=True)
+        make = lambda: FusedMLPClassifier((16,), max_iter=30, batch_size=32, random_state=0)  # noqa: E731
+    else:
+        X, y = load_diabetes(return_X_y=True)
+        make = lambda: FusedMLPRegressor((8,), max_iter=20, solver="sgd", random_state=1)  # noqa: E731
+    want = _fit_remotely(client, make, X, y)
+    with client.as_current(), pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        # the estimators use the active client; the worker's warning comes back
+        got = make().fit(da.from_array(X, chunks=(100, X.shape[1])), da.from_array(y, chunks=70))
+    assert got.loss_curve_ == want.loss_curve_ and got.n_iter_ == want.n_iter_
+    for a, b in zip(got.coefs_ + got.intercepts_, want.coefs_ + want.intercepts_, strict=True):
+        assert np.array_equal(a, b)
+    with pytest.warns(ConvergenceWarning):
+        here = make().fit(X, y)  # this process: to rounding (see the module docstring)
+    np.testing.assert_allclose(got.loss_curve_, here.loss_curve_, rtol=1e-12)
+    assert got.score(X, y) == want.score(X, y)

@@ -37,6 +37,9 @@ How it runs (``_engine``):
   the same bits). The shuffles are one process's, drawn from (seed, epoch). This is
   one worker's speed, not the cluster's, and needs the data in one worker's memory.
 
+- The scikit-learn estimators' ``fit`` and ``partial_fit`` on dask arrays run whole on
+  one worker of the active client in the same way (``_fit``).
+
 Not on a cluster yet (each refused with a clear error): ``validation_fraction``, the
 NumPy backend and ``threads=`` (a worker uses its own threads:
 ``LocalCluster(threads_per_worker=...)``, ``dask worker --nthreads``).

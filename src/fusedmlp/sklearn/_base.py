@@ -95,6 +95,10 @@ class BaseFusedMLP(BaseEstimator):
     # fitting
 
     def _fit(self, X, y, incremental: bool):
+        if type(X).__module__.split(".")[0] == "dask":  # fit on a worker of the cluster
+            from ..distributed._fit import fit_on_cluster
+
+            return fit_on_cluster(self, X, y, incremental)
         check_params(self)
         n_h = hidden_units(self.hidden_layer_sizes)
         if incremental and self.early_stopping:
