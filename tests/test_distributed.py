@@ -361,3 +361,19 @@ def test_estimators_fit_on_dask_arrays(client, kind):
         here = make().fit(X, y)  # this process: to rounding (see the module docstring)
     np.testing.assert_allclose(got.loss_curve_, here.loss_curve_, rtol=1e-12)
     assert got.score(X, y) == want.score(X, y)
+
+
+def test_partial_fit_on_dask_arrays(client):
+    from sklearn.datasets import load_iris
+
+    from fusedmlp.sklearn import FusedMLPClassifier
+
+    X, y = load_iris(return_X_y=True)
+    Xd, yd = da.from_array(X, chunks=(50, 4)), da.from_array(y, chunks=50)
+    got, here = (FusedMLPClassifier((8,), random_state=0) for _ in range(2))
+    with client.as_current():
+        for _ in range(3):
+            got.partial_fit(Xd, yd, classes=[0, 1, 2])
+            here.partial_fit(X, y, classes=[0, 1, 2])
+    np.testing.assert_allclose(got.loss_curve_, here.loss_curve_, rtol=1e-12)
+    assert got.t_ == here.t_ == 450
