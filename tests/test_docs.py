@@ -9,6 +9,8 @@ import fusedmlp._compiled_train
 import fusedmlp._holdout
 import fusedmlp.cli
 import fusedmlp.distributed
+import fusedmlp.distributed._cluster
+import fusedmlp.distributed._train
 import fusedmlp.optimizers
 import fusedmlp.result
 import fusedmlp.settings
@@ -35,7 +37,7 @@ MODULES = [api, trainer, checkpoint, datasets, diagnostics, plots, outofcore, _c
 MODULES += [width, _atomic, _pages, _planar_file, _scaling_point, fusedmlp.cli, files]
 MODULES += [fusedmlp.optimizers, fusedmlp.settings, fusedmlp.result, fusedmlp._holdout]
 MODULES += [fusedmlp._compiled_train, fusedmlp.sklearn, fusedmlp.sklearn._estimators]
-MODULES += [fusedmlp.distributed]
+MODULES += [fusedmlp.distributed, fusedmlp.distributed._train, fusedmlp.distributed._cluster]
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,45 @@ def train(
     timings: list | None = None,
     **given,
 ) -> TrainResult:
-    """``fusedmlp.train`` on a cluster (see ``fusedmlp.distributed``)."""
+    """``fusedmlp.train`` on a dask cluster (how it runs: ``fusedmlp.distributed``).
+
+    ``fusedmlp.train`` comes here by itself when X is a dask array or a list of shard
+    paths; calling this directly adds ``timings``.
+
+    Parameters
+    ----------
+    X : dask array (n_x, m), or list of paths
+        The inputs chunked along the samples; or shard files: ``.npz`` archives holding
+        X and Y (then Y is None), or ``.npy`` files of X (then Y lists their targets).
+    Y : dask or NumPy array (n_y, m) or (m,), list of paths, or None
+        The targets, as ``fusedmlp.train`` takes them.
+    client : distributed.Client, optional
+        The cluster; default the active client.
+    timings : list, optional
+        Full-batch epochs append (wall seconds, slowest piece's compute seconds): the
+        engine's overhead is their difference.
+    hidden, epochs, init, resume, verbose, log_every, callback, **given
+        As for ``fusedmlp.train`` (``backend`` must stay "numba", ``threads`` None and
+        ``validation_fraction`` None).
+
+    Returns
+    -------
+    TrainResult
+        As ``fusedmlp.train``'s; bit-identical to it on the same data in one process
+        that runs the cached kernels.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from distributed import Client, LocalCluster
+    >>> from fusedmlp import datasets
+    >>> X, Y = datasets.planar(m=2000)
+    >>> with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as c, Client(c):
+    ...     t = []
+    ...     res = train(da.from_array(X, chunks=(2, 1000)), Y, epochs=3, seed=1, timings=t)
+    >>> len(res.losses), len(t)
+    (3, 3)
+    """
     _refuse_run(backend, threads, timings)
     epochs, log_every, _ = trainer._check_run(epochs, log_every, callback, None)
     given = {k: v for k, v in given.items() if v is not None}
