@@ -145,6 +145,25 @@ def test_mini_batches_of_class_indices_from_shards(client, tmp_path):
     _same(_reference(client, X, labels, **kw), fusedmlp.train(paths, ys, client=client, **kw))
 
 
+@pytest.mark.parametrize("batch_size", [None, 256])
+def test_validation_as_in_one_process(client, batch_size):
+    X, labels = datasets.spirals(m=2000, classes=3)
+    kw = dict(epochs=40, seed=2, hidden=16, output="softmax", activation="tanh", lr=0.02)
+    kw.update(optimizer="adam", validation_fraction=0.2, patience=3, batch_size=batch_size)
+    one = _reference(client, X, labels, **kw)
+    Xd = da.from_array(X, chunks=(2, 700))
+    got = fusedmlp.train(Xd, labels, client=client, **kw)
+    _same(one, got)
+    assert np.array_equal(got.val_scores, one.val_scores)
+    assert np.array_equal(got.val_losses, one.val_losses)
+    assert got.best_epoch == one.best_epoch and got.stop_epoch == one.stop_epoch
+    part = fusedmlp.train(Xd, labels, client=client, **dict(kw, epochs=5))
+    rest = fusedmlp.train(Xd, labels, client=client, epochs=3, resume=part)
+    again = _reference(client, X, labels, **dict(kw, epochs=5))
+    _same(again, part)
+    _same(client.submit(fusedmlp.train, X, labels, epochs=3, resume=again).result(), rest)
+
+
 def test_wide_softmax_and_regression(client):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(64, 6000)).astype(np.float32)  # wide: BLAS blocks
@@ -295,7 +314,6 @@ def test_pieces_hold_whole_chunks():
 @pytest.mark.parametrize(
     "kw, match",
     [
-        (dict(validation_fraction=0.2), "does not hold samples out"),
         (dict(backend="numpy"), "compiled kernels only"),
         (dict(threads=2), "its own threads"),
     ],

@@ -30,19 +30,21 @@ How it runs (``_engine``):
   and ``resume=``, which continues bit-identically.
 
 - Mini-batches (``batch_size`` below m) need every sample of a batch in one place, and
-  a batch is too little arithmetic to share out over machines: all the samples go to
-  one worker, once, as one piece, and a dask actor there runs the compiled mini-batch
-  kernel, many epochs per call, from the parameters and optimizer state the client
-  sends (the client's copy stays the truth: a call repeated after a lost worker gives
-  the same bits). The shuffles are one process's, drawn from (seed, epoch). This is
-  one worker's speed, not the cluster's, and needs the data in one worker's memory.
-
+  a batch is too little arithmetic to share out over machines; validation
+  (``validation_fraction``) needs the held-out split of all the samples. Either way
+  all the samples go to one worker, once, as one piece, where a dask actor splits off
+  the held-out samples as one process does and runs the compiled epoch kernels, many
+  epochs per call, from the parameters and optimizer state the client sends (the
+  client's copy stays the truth: a call repeated after a lost worker gives the same
+  bits); each epoch's validation score is computed there too, the record and the
+  best parameters kept on the client. The shuffles are one process's, drawn from
+  (seed, epoch). This is one worker's speed, not the cluster's, and needs the data in
+  one worker's memory.
 - The scikit-learn estimators' ``fit`` and ``partial_fit`` on dask arrays run whole on
   one worker of the active client in the same way (``_fit``).
 
-Not on a cluster yet (each refused with a clear error): ``validation_fraction``, the
-NumPy backend and ``threads=`` (a worker uses its own threads:
-``LocalCluster(threads_per_worker=...)``, ``dask worker --nthreads``).
+Refused with a clear error: the NumPy backend, and ``threads=`` (a worker uses its own
+threads: ``LocalCluster(threads_per_worker=...)``, ``dask worker --nthreads``).
 
 Examples
 --------

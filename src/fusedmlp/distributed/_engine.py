@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import _compiled as _c
 from .. import kernels as _k
+from .._holdout import Holdout
 from ..kernels import OK
 from . import _worker
 
@@ -207,6 +208,19 @@ class Engine:
             return int(n_done), int(status)
 
         return run
+
+    def holdout(self, settings, history):
+        """A ``Holdout`` whose samples stay on the Batches actor's worker (call after
+        ``batch_runner``): the driver's record of the scores and the best parameters
+        lives here, each epoch's evaluation runs there."""
+        engine = self
+
+        class Remote(Holdout):
+            def evaluate(self, p: dict) -> tuple[float, float]:
+                flat = np.concatenate([p[k].ravel() for k in PARAMS])
+                return engine._batches.evaluate(flat).result()
+
+        return Remote(None, None, settings, "numba", history)
 
     def _whole_actor(self, settings: dict):
         """The Batches actor over one piece of all m samples (built, or built again)."""

@@ -50,8 +50,7 @@ def train(
         Full-batch epochs append (wall seconds, slowest piece's compute seconds): the
         engine's overhead is their difference.
     hidden, epochs, init, resume, verbose, log_every, callback, **given
-        As for ``fusedmlp.train`` (``backend`` must stay "numba", ``threads`` None and
-        ``validation_fraction`` None).
+        As for ``fusedmlp.train`` (``backend`` must stay "numba" and ``threads`` None).
 
     Returns
     -------
@@ -78,22 +77,28 @@ def train(
     with _driver.CtrlC() as ctrl_c:
         settings = trainer._settings(given, resume, init)
         source = _sources.make(X, Y, client)
-        _refuse_settings(settings)
         start = resume.params if resume is not None else init
         p = _params(source, hidden, settings, start, client)
         engine = Engine(client, source, p, settings)
-        batches = settings.batch_size is not None and settings.batch_size < source.m
+        # mini-batches and validation need their samples in one place: one worker
+        whole = settings.validation_fraction is not None or (
+            settings.batch_size is not None and settings.batch_size < source.m
+        )
+        holdout, m = None, source.m
         try:
             state = OptState(settings, p, None if resume is None else resume.state)
             history = np.zeros(0) if resume is None else trainer._history(resume)
             first = len(history)
-            if resume is not None and "lr" in given:
-                state.new_rate(settings.lr, first, source.m)
-            if batches:
+            if whole:
                 run = engine.batch_runner(p, state, settings)
+                m = engine._batches.train_size().result()
+                if settings.validation_fraction is not None:
+                    holdout = engine.holdout(settings, _val_history(resume))
             else:
                 engine.load()
                 run = engine.runner(p, state, lambda: ctrl_c.hit, timings)
+            if resume is not None and "lr" in given:
+                state.new_rate(settings.lr, first, m)
             buf = _driver.Losses(history, first + epochs)
             result = TrainResult(params=p, losses=history, settings=settings, backend="numba")
             # the driver reads only the data's shape (progress) from these
@@ -101,11 +106,18 @@ def train(
             done, status = _driver.drive(
                 run, result, buf, shape, shape, first, first + epochs,
                 (settings.tol, settings.patience, verbose, log_every, callback),
-                ctrl_c, state,
+                ctrl_c, state, holdout,
             )  # fmt: skip
         finally:
             engine.close()
-        return trainer._finish(result, buf, done, status, state, None)
+        return trainer._finish(result, buf, done, status, state, holdout)
+
+
+def _val_history(resume) -> tuple:
+    """The resumed run's validation record, as one process continues it."""
+    if resume is not None and resume.val_scores is not None:
+        return (resume.val_losses, resume.val_scores)
+    return ((), ())
 
 
 def _client(client):
@@ -138,15 +150,6 @@ def _refuse_run(backend: str, threads, timings) -> None:
         )
     if timings is not None and not isinstance(timings, list):
         raise TypeError(f"timings must be a list to append to, got {type(timings).__name__}.")
-
-
-def _refuse_settings(settings) -> None:
-    if settings.validation_fraction is not None:
-        raise ValueError(
-            f"validation_fraction={settings.validation_fraction}: distributed training "
-            "does not hold samples out in this version; leave it out and score a held-out "
-            "set with fusedmlp.score after training."
-        )
 
 
 def _params(source, hidden, s, start, client) -> dict:

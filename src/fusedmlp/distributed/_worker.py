@@ -166,11 +166,37 @@ class Batches:
         shapes = {"W1": (n_h, n_x), "b1": (n_h, 1), "W2": (n_y, n_h), "b2": (n_y, 1)}
         self.p = {k: np.zeros(v, piece.X.dtype) for k, v in shapes.items()}
         self.state = OptState(s, self.p)
+        X, Y, self.holdout = self._split(piece, s)
+        self.m = X.shape[1]
         self.run = epoch_runner(
-            self.p, piece.X, piece.Y, s.activation, s.loss, output=s.output, state=self.state,
+            self.p, X, Y, s.activation, s.loss, output=s.output, state=self.state,
             batch_size=s.batch_size, seed=s.seed,
         )  # fmt: skip
         self.threads = _threads()
+
+    @staticmethod
+    def _split(piece: Piece, s) -> tuple:
+        """(X, Y, Holdout or None): the training samples and the held-out ones, split
+        as ``train`` splits them in one process."""
+        if s.validation_fraction is None:
+            return piece.X, piece.Y, None
+        from .._holdout import Holdout
+
+        X, Y, Xv, Yv = _data.split(piece.X, piece.Y, s.validation_fraction, s.seed, s.output)
+        X, Y, Xv, Yv = (np.ascontiguousarray(a) for a in (X, Y, Xv, Yv))
+        return X, Y, Holdout(Xv, Yv, s, "numba")
+
+    def train_size(self) -> int:
+        """The samples trained on (all, or those not held out)."""
+        return self.m
+
+    def evaluate(self, flat: np.ndarray) -> tuple[float, float]:
+        """(loss, score) on the held-out samples of the parameters ``flat``."""
+        p, at = {}, 0
+        for k in ("W1", "b1", "W2", "b2"):
+            p[k] = flat[at : at + self.p[k].size].reshape(self.p[k].shape).copy()
+            at += self.p[k].size
+        return self.holdout.evaluate(p)
 
     def call(self, n: int, first: int, flat: np.ndarray, state: tuple) -> tuple:
         """n epochs from epoch ``first``: (losses, n_done, status, flat, state) after."""
