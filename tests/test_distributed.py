@@ -213,6 +213,21 @@ def test_bad_shard_is_named(client, flower, tmp_path):
         fusedmlp.train(paths, None, client=client, epochs=2)
 
 
+def _unreadable(n):
+    raise OSError(f"disk gone while reading {n} samples")
+
+
+def test_a_chunk_that_cannot_be_loaded_is_named(client, flower):
+    import dask
+
+    X, Y = flower
+    good = da.from_array(X[:, :12000], chunks=(2, 6000))
+    bad = da.from_delayed(dask.delayed(_unreadable)(8000), shape=(2, 8000), dtype=X.dtype)
+    named = r"samples \[\d+, \d+\) of the training data could not be loaded .* OSError: disk"
+    with pytest.raises(RuntimeError, match=named):
+        fusedmlp.train(da.concatenate([good, bad], axis=1), Y, client=client, epochs=2)
+
+
 def test_bad_values_are_refused_with_their_samples(client, flower):
     X, Y = flower
     X = X.copy()

@@ -65,6 +65,7 @@ class Engine:
         }
         self.n_par = int(_k.n_params(n_x, n_h, n_y))
         self.futures: list = []  # the pieces: dask keeps how to build them again
+        self.ranges: list = []  # their samples [lo, hi)
         self.actors: list = []
         self.holders: list = []
         self.retries = 0
@@ -78,6 +79,7 @@ class Engine:
         for i, (lo, hi, bounds) in enumerate(pieces(self.m, self.plan, len(workers))):
             spec = dict(self.spec, bounds=bounds)
             self.futures.append(self.source.piece(self.client, lo, hi, spec, workers[i]))
+            self.ranges.append((lo, hi))
         self._hold()
 
     def _workers(self) -> list[str]:
@@ -88,6 +90,21 @@ class Engine:
                 "client.wait_for_workers(n)) before training."
             )
         return workers
+
+    def _wait_pieces(self) -> None:
+        """Wait for every piece; one that failed raises: our own checks' errors as they
+        are (they name the samples), anything else (a dask graph that failed, a worker
+        that ran out of memory) as a RuntimeError naming the piece's samples."""
+        for f, (lo, hi) in zip(self.futures, self.ranges, strict=True):
+            exc = f.exception()  # waits for it
+            if exc is None:
+                continue
+            if isinstance(exc, (ValueError, TypeError)) and "samples [" in str(exc):
+                raise exc
+            raise RuntimeError(
+                f"samples [{lo}, {hi}) of the training data could not be loaded on the "
+                f"cluster: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _check_blas(self) -> None:
         """Warn when the workers' BLAS did not start as this process's: a wide network's
@@ -111,9 +128,7 @@ class Engine:
     def _hold(self) -> None:
         """Wait for the pieces (dask builds again any that a dead worker lost) and put
         an actor beside each, which the epochs call."""
-        for f in self.futures:
-            if f.exception() is not None:  # waits for it
-                f.result()  # raises the worker's error
+        self._wait_pieces()
         where = self.client.who_has(self.futures)
         self.holders = []  # their futures keep the actors alive
         for f in self.futures:
@@ -228,9 +243,8 @@ class Engine:
             spec = dict(self.spec, bounds=np.array([0, 1], dtype=np.int64))
             worker = self._workers()[0]
             self.futures = [self.source.piece(self.client, 0, self.m, spec, worker)]
-        for f in self.futures:
-            if f.exception() is not None:  # waits for it
-                f.result()  # raises the worker's error
+            self.ranges = [(0, self.m)]
+        self._wait_pieces()
         self.holders = [
             self.client.submit(_worker.Batches, self.futures[0], settings, actor=True, pure=False)
         ]
@@ -243,4 +257,4 @@ class Engine:
         # released, not cancelled: another run may already want the same keys
         for f in self.holders + self.futures:
             f.release()
-        self.futures, self.holders = [], []
+        self.futures, self.holders, self.ranges = [], [], []
