@@ -410,3 +410,11 @@ def test_partial_fit_on_dask_arrays(client):
             here.partial_fit(X, y, classes=[0, 1, 2])
     np.testing.assert_allclose(got.loss_curve_, here.loss_curve_, rtol=1e-12)
     assert got.t_ == here.t_ == 450
+
+
+def test_progress_lines_as_in_one_process(client, flower, capsys):
+    X, Y = flower
+    fusedmlp.train(da.from_array(X, chunks=(2, 6000)), Y, client=client, epochs=5, seed=1,
+                   verbose=True, log_every=2)  # fmt: skip
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("Epoch")]
+    assert [x.split(":")[0] for x in lines] == ["Epoch 0", "Epoch 2", "Epoch 4"]
