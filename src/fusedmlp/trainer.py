@@ -272,21 +272,29 @@ def _history(resume: TrainResult) -> np.ndarray:
     return losses.astype(np.float64)
 
 
+def start_params(start, hidden) -> tuple[dict | None, int]:
+    """(the checked starting parameters or None, the hidden units): ``hidden`` must
+    agree with given parameters (default 4 without)."""
+    if start is None:
+        return None, check_count("hidden", 4 if hidden is None else hidden, minimum=1)
+    p = check_params(start)
+    n_h = p["W1"].shape[0]
+    if hidden is not None and check_count("hidden", hidden, minimum=1) != n_h:
+        raise ValueError(
+            f"hidden={hidden!r} but the starting parameters have W1 of shape "
+            f"{p['W1'].shape}, i.e. {n_h} hidden units; leave hidden out."
+        )
+    return p, n_h
+
+
 def _data_and_params(X, Y, hidden, s: Settings, start, backend: str) -> tuple:
     """Checked X, Y and our own copy of the starting parameters, in the working dtype."""
     from .api import init_params
 
-    if start is not None:
-        p = check_params(start)
-        n_h = p["W1"].shape[0]
-        if hidden is not None and check_count("hidden", hidden, minimum=1) != n_h:
-            raise ValueError(
-                f"hidden={hidden!r} but the starting parameters have W1 of shape "
-                f"{p['W1'].shape}, i.e. {n_h} hidden units; leave hidden out."
-            )
+    p, n_h = start_params(start, hidden)
+    if p is not None:
         X, Y = _data.check_targets(X, Y, s.output, s.loss, p=p)
     else:
-        n_h = check_count("hidden", 4 if hidden is None else hidden, minimum=1)
         X, Y = _data.check_targets(X, Y, s.output, s.loss)
         n_y = _data.n_outputs(Y, s.output)
         check_network_size(X.shape[0], n_h, n_y, name="hidden")

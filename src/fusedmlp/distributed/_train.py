@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _driver, trainer
 from .._optstate import OptState
-from .._validation import check_count, check_network_size, check_params, params_in
+from .._validation import check_network_size, params_in
 from ..result import TrainResult
 from . import _sources
 from ._engine import Engine
@@ -156,16 +156,8 @@ def _params(source, hidden, s, start, client) -> dict:
     """Our own C-contiguous copy of the starting parameters in the working dtype."""
     from ..api import init_params
 
-    if start is not None:
-        p = check_params(start)
-        n_h = p["W1"].shape[0]
-        if hidden is not None and check_count("hidden", hidden, minimum=1) != n_h:
-            raise ValueError(
-                f"hidden={hidden!r} but the starting parameters have W1 of shape "
-                f"{p['W1'].shape}, i.e. {n_h} hidden units; leave hidden out."
-            )
-    else:
-        n_h = check_count("hidden", 4 if hidden is None else hidden, minimum=1)
+    p, n_h = trainer.start_params(start, hidden)
+    if p is None:
         n_y = _n_outputs(source, s, client)
         check_network_size(source.n_x, n_h, n_y, name="hidden")
         p = init_params(source.n_x, n_h, n_y, seed=s.seed)
