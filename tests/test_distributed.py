@@ -339,6 +339,14 @@ def test_what_a_cluster_does_not_do_yet_is_refused(client, flower, kw, match):
         fusedmlp.train(da.from_array(X, chunks=(2, 6000)), Y, client=client, epochs=2, **kw)
 
 
+def test_unknown_chunk_sizes_are_refused(client, flower):
+    X, Y = flower
+    Xd = da.from_array(X, chunks=(2, 5000))
+    keep = da.from_array(np.arange(20000) % 2 == 0, chunks=5000)
+    with pytest.raises(ValueError, match="compute_chunk_sizes"):
+        fusedmlp.train(Xd[:, keep], Y[:, ::2], client=client, epochs=1)
+
+
 def test_no_cluster_is_a_clear_error(flower):
     X, Y = flower
     with pytest.raises(ValueError, match="needs a dask cluster"):

@@ -5,6 +5,7 @@ which the scheduler can compute again from the source if its worker dies."""
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -30,6 +31,12 @@ class DaskArrays:
             raise ValueError(
                 f"X must be a 2-D dask array (n_x, m), one sample per column; got {X.ndim}-D "
                 f"{X.shape}."
+            )
+        if any(math.isnan(n) for n in (*X.shape, *getattr(Y, "shape", ()))):
+            raise ValueError(
+                f"X or Y has chunks of unknown size (shape {X.shape}, "
+                f"{getattr(Y, 'shape', None)}), as after boolean indexing; call "
+                "X.compute_chunk_sizes() (and Y's) first."
             )
         if not isinstance(Y, da.Array):
             Y = np.asarray(Y)
