@@ -3,9 +3,11 @@
 Clusters are LocalClusters of worker processes on loopback (127.0.0.1), closed by their
 fixtures, which then check that no process of theirs is left.
 
-The one-process reference runs on a worker: a kernel freshly compiled in a process can
-round differently in the last bits from the same kernel loaded from numba's cache
-(measured here: 1.3e-18 apart after 12 epochs), and the workers load the kernels this
+The one-process reference runs on a worker: a process that compiled the kernels (or
+called an inner function of theirs directly, as other tests do) can round differently in
+the last bits from one that only loaded the cached kernels (measured here: 1.3e-18 apart
+after 12 epochs; numba links inner functions into each kernel as weak symbols, and a
+process runs the definition it loaded first), and the workers load the kernels this
 process compiled from the cache. So the reference is computed here first (compiling and
 caching its kernels), then again in a worker process that loads them, and the cluster's
 result must equal that one bit for bit, and this process's to 1e-12 (float64).
