@@ -428,3 +428,24 @@ def test_progress_lines_as_in_one_process(client, flower, capsys):
                    verbose=True, log_every=2)  # fmt: skip
     lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("Epoch")]
     assert [x.split(":")[0] for x in lines] == ["Epoch 0", "Epoch 2", "Epoch 4"]
+
+
+def test_workers_with_another_blas_start_are_warned_of():
+    # dask's own LocalCluster starts its workers with OPENBLAS_NUM_THREADS=1; this
+    # process's OpenBLAS started with more, so a wide network may round differently
+    from distributed import LocalCluster
+
+    if _worker.blas_threads() == 1:
+        pytest.skip("this process's BLAS runs one thread too: nothing differs")
+    rng = np.random.default_rng(0)
+    X, labels = rng.normal(size=(16, 3000)), rng.integers(0, 3, 3000)
+    before = _children()
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1",
+                     dashboard_address="127.0.0.1:0", silence_logs=40) as cluster,
+        Client(cluster, set_as_default=False) as c,
+        pytest.warns(RuntimeWarning, match="OPENBLAS_NUM_THREADS"),
+    ):  # fmt: skip
+        fusedmlp.train(da.from_array(X, chunks=(16, 1000)), labels, client=c, hidden=16,
+                       output="softmax", epochs=1)  # fmt: skip
+    _no_children_left(before)
