@@ -147,19 +147,12 @@ class Engine:
         samples for the parameters p, added in chunk order. A call that fails (a worker
         died) is made again on actors rebuilt from the pieces, up to RETRIES times."""
         flat = np.concatenate([p[k].ravel() for k in PARAMS])
-        for attempt in range(RETRIES + 1):
-            try:
-                calls = [a.rows(flat) for a in self.actors]
-                out = [c.result() for c in calls]
-                break
-            except Exception as exc:  # a lost worker shows as one of many comm errors
-                if attempt == RETRIES:
-                    raise RuntimeError(
-                        f"an epoch failed {RETRIES + 1} times on the cluster (workers "
-                        f"lost?); last error: {exc!r}"
-                    ) from exc
-                self.retries += 1
-                self._hold()
+
+        def call():
+            calls = [a.rows(flat) for a in self.actors]  # all sent before any is awaited
+            return [c.result() for c in calls]
+
+        out = self._retrying(call, self._hold)
         grad = np.zeros(self.n_par + 1)
         for rows, _ in out:
             for row in rows:  # one add per row, in chunk order: mlp._sum_partials's bits
@@ -194,24 +187,16 @@ class Engine:
         """``run(n_epochs, losses, first)`` for mini-batch epochs: all the samples in one
         piece on one worker, behind a ``_worker.Batches`` actor that runs the compiled
         mini-batch kernel from the parameters and state sent with each call."""
-        shared = settings.to_dict()
-        self._batches = self._whole_actor(shared)
+        self._shared = settings.to_dict()
+        self._rebuild_batches()
 
         def run(n_epochs: int, losses: np.ndarray, first: int = 0) -> tuple[int, int]:
             flat = np.concatenate([p[k].ravel() for k in PARAMS])
             sent = (state.moments, state.clock, state.hyper)
-            for attempt in range(RETRIES + 1):
-                try:
-                    out = self._batches.call(n_epochs, first, flat, sent).result()
-                    break
-                except Exception as exc:  # a lost worker: build the actor again
-                    if attempt == RETRIES:
-                        raise RuntimeError(
-                            f"a call failed {RETRIES + 1} times on the cluster (workers "
-                            f"lost?); last error: {exc!r}"
-                        ) from exc
-                    self.retries += 1
-                    self._batches = self._whole_actor(shared)
+            out = self._retrying(
+                lambda: self._batches.call(n_epochs, first, flat, sent).result(),
+                self._rebuild_batches,
+            )
             got, n_done, status, flat, after = out
             losses[:n_epochs] = got
             at = 0
@@ -233,9 +218,30 @@ class Engine:
         class Remote(Holdout):
             def evaluate(self, p: dict) -> tuple[float, float]:
                 flat = np.concatenate([p[k].ravel() for k in PARAMS])
-                return engine._batches.evaluate(flat).result()
+                return engine._retrying(
+                    lambda: engine._batches.evaluate(flat).result(), engine._rebuild_batches
+                )
 
         return Remote(None, None, settings, "numba", history)
+
+    def _retrying(self, call, rebuild):
+        """call(); when it fails (a lost worker shows as one of many comm errors),
+        rebuild() the actors and call again, up to RETRIES times in a row. A call starts
+        from what the client sends, so a repeated one gives the same bits."""
+        for attempt in range(RETRIES + 1):
+            try:
+                return call()
+            except Exception as exc:
+                if attempt == RETRIES:
+                    raise RuntimeError(
+                        f"a call failed {RETRIES + 1} times on the cluster (workers lost?); "
+                        f"last error: {exc!r}"
+                    ) from exc
+                self.retries += 1
+                rebuild()
+
+    def _rebuild_batches(self) -> None:
+        self._batches = self._whole_actor(self._shared)
 
     def _whole_actor(self, settings: dict):
         """The Batches actor over one piece of all m samples (built, or built again)."""
