@@ -37,7 +37,7 @@ from distributed import Client
 import fusedmlp
 from fusedmlp import _compiled_train, datasets, outofcore
 from fusedmlp._scaling_point import machine_info
-from fusedmlp.distributed import _engine, _worker, local_cluster
+from fusedmlp.distributed import _engine, _sources, _worker, local_cluster
 
 OUT = Path(__file__).resolve().parent / "results"
 SMALL_M, EPOCHS, DROP = 4000, 300, 50
@@ -61,9 +61,10 @@ def overhead(n_workers: int) -> dict:
 def _naive(client, X, Y) -> float:
     """Median ms per epoch of one submit per piece and a gather (no actors)."""
     res = fusedmlp.train(X, Y, epochs=0, seed=1)
-    engine = _engine.Engine(client, _Arrays(X, Y), res.params, res.settings)
+    source = _sources.DaskArrays(da.from_array(X, chunks=(2, SMALL_M // 2)), Y)
+    engine = _engine.Engine(client, source, res.params, res.settings)
     engine.load()
-    flat = np.concatenate([res.params[k].ravel() for k in _engine.PARAMS])
+    flat = _worker.flatten(res.params)
     times = []
     for _ in range(EPOCHS):
         t0 = time.perf_counter()
@@ -72,18 +73,6 @@ def _naive(client, X, Y) -> float:
         times.append(time.perf_counter() - t0)
     engine.close()
     return float(np.median(times[DROP:]) * 1e3)
-
-
-class _Arrays:
-    """A NumPy source for the engine (as _sources.DaskArrays, for the naive loop)."""
-
-    def __init__(self, X, Y) -> None:
-        self.X, self.Y, self.m, self.n_x = X, Y, X.shape[1], X.shape[0]
-
-    def piece(self, client, lo, hi, spec, worker):
-        data = (self.X[:, lo:hi], self.Y[:, lo:hi])
-        return client.submit(_worker.build_piece, data, lo, hi, spec, workers=[worker],
-                             pure=False)  # fmt: skip
 
 
 def large(m: int, folder: Path) -> dict:

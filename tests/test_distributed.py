@@ -349,10 +349,43 @@ def test_unknown_chunk_sizes_are_refused(client, flower):
         fusedmlp.train(Xd[:, keep], Y[:, ::2], client=client, epochs=1)
 
 
-def test_no_cluster_is_a_clear_error(flower):
+def test_empty_or_missing_data_is_refused(client, flower):
     X, Y = flower
-    with pytest.raises(ValueError, match="needs a dask cluster"):
+    with pytest.raises(ValueError, match="no samples"):
+        fusedmlp.train(da.zeros((2, 0), chunks=(2, 1)), np.zeros((1, 0)), client=client)
+    with pytest.raises(ValueError, match="Y is missing"):
+        fusedmlp.train(da.from_array(X, chunks=(2, 6000)), None, client=client)
+
+
+def test_client_with_numpy_data_is_refused(client, flower):
+    X, Y = flower
+    with pytest.raises(ValueError, match="client= trains on a dask cluster, but X is a ndarray"):
+        fusedmlp.train(X, Y, client=client, epochs=1)
+
+
+def test_parameters_travel_flat_and_come_back_in_their_shapes():
+    p = fusedmlp.init_params(3, 5, 2, seed=0)
+    p["b1"][:] = np.arange(5).reshape(5, 1)
+    flat = _worker.flatten(p)
+    assert flat.shape == (_worker.n_params((3, 5, 2)),) == (15 + 5 + 10 + 2,)
+    back = _worker.unflatten(flat, (3, 5, 2), np.float32)
+    for k in PARAMS:
+        assert back[k].dtype == np.float32 and back[k].flags.c_contiguous
+        np.testing.assert_array_equal(back[k], p[k].astype(np.float32))
+    q = {k: np.zeros_like(v) for k, v in p.items()}
+    _worker.put(q, flat)
+    for k in PARAMS:
+        assert np.array_equal(q[k], p[k])
+
+
+def test_no_cluster_is_a_clear_error(flower):
+    from fusedmlp.sklearn import FusedMLPClassifier
+
+    X, Y = flower
+    with pytest.raises(ValueError, match="needs a dask cluster.* or pass client="):
         fusedmlp.train(da.from_array(X, chunks=(2, 6000)), Y, epochs=2)
+    with pytest.raises(ValueError, match="needs a dask cluster.* active client the estimators"):
+        FusedMLPClassifier().fit(da.from_array(X.T, chunks=(6000, 2)), Y.ravel())
 
 
 def test_scale_adds_cluster_points(tmp_path, monkeypatch, capsys):

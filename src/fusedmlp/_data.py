@@ -48,11 +48,15 @@ def check_targets(X, Y, output: str, loss: str, *, p: dict | None = None, traini
     return X, Y
 
 
+def is_dask(X) -> bool:
+    """Whether X is a dask collection (told by its type's module: no import of dask)."""
+    return type(X).__module__.split(".")[0] == "dask"
+
+
 def on_cluster(X) -> bool:
     """Whether ``train``'s X asks for a dask cluster (fusedmlp.distributed): a dask
-    array (told by its type's module: dask is not imported here), or a list of shard
-    paths."""
-    if type(X).__module__.split(".")[0] == "dask":
+    array, or a list of shard paths."""
+    if is_dask(X):
         return True
     paths = isinstance(X, (list, tuple)) and len(X) > 0
     return paths and all(isinstance(s, (str, os.PathLike)) for s in X)

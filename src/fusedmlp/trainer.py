@@ -193,6 +193,12 @@ def train(
     """
     if _data.on_cluster(X):
         return _on_cluster(locals())
+    if client is not None:
+        raise ValueError(
+            f"client= trains on a dask cluster, but X is a {type(X).__name__}, which "
+            "trains here: give X as a dask array (dask.array.from_array(X, chunks=...)) "
+            "or a list of shard files, or leave client out."
+        )
     backend = check_backend(backend)
     epochs, log_every, threads = _check_run(epochs, log_every, callback, threads)
     args = locals()

@@ -115,7 +115,7 @@ def _cluster_main(args) -> list[dict]:
     grid = scaling.sizes(args.min_m, args.max_m)
     kw = dict(epochs=args.epochs, warmup=args.warmup, say=lambda line: print(line, flush=True))
     if args.cluster is not None:
-        with Client(args.cluster) as client:
+        with Client(args.cluster, timeout="10s") as client:  # an unreachable one fails soon
             return _scaling_cluster.run_points(args.out, grid, args.dtypes, client, **kw)
     if args.workers < 1 or args.worker_threads < 1:
         raise ValueError(

@@ -20,10 +20,10 @@ import numpy as np
 from .. import _compiled as _c
 from .. import kernels as _k
 from .._holdout import Holdout
+from .._optstate import PARAMS
 from ..kernels import OK
 from . import _worker
 
-PARAMS = ("W1", "b1", "W2", "b2")
 RETRIES = 3  # failed calls in a row before an epoch gives up
 
 
@@ -63,7 +63,7 @@ class Engine:
             "scale": dtype.type((2.0 if settings.loss == "mse" else 1.0) / self.m),
             "sizes": (n_x, n_h, n_y),
         }
-        self.n_par = int(_k.n_params(n_x, n_h, n_y))
+        self.n_par = _worker.n_params((n_x, n_h, n_y))
         self.futures: list = []  # the pieces: dask keeps how to build them again
         self.ranges: list = []  # their samples [lo, hi)
         self.actors: list = []
@@ -146,7 +146,7 @@ class Engine:
         """(sums, slowest piece's compute seconds): the loss and gradient sums of all m
         samples for the parameters p, added in chunk order. A call that fails (a worker
         died) is made again on actors rebuilt from the pieces, up to RETRIES times."""
-        flat = np.concatenate([p[k].ravel() for k in PARAMS])
+        flat = _worker.flatten(p)
 
         def call():
             calls = [a.rows(flat) for a in self.actors]  # all sent before any is awaited
@@ -191,7 +191,7 @@ class Engine:
         self._rebuild_batches()
 
         def run(n_epochs: int, losses: np.ndarray, first: int = 0) -> tuple[int, int]:
-            flat = np.concatenate([p[k].ravel() for k in PARAMS])
+            flat = _worker.flatten(p)
             sent = (state.moments, state.clock, state.hyper)
             out = self._retrying(
                 lambda: self._batches.call(n_epochs, first, flat, sent).result(),
@@ -199,10 +199,7 @@ class Engine:
             )
             got, n_done, status, flat, after = out
             losses[:n_epochs] = got
-            at = 0
-            for k in PARAMS:
-                p[k][...] = flat[at : at + p[k].size].reshape(p[k].shape)
-                at += p[k].size
+            _worker.put(p, flat)
             for mine, new in zip((state.moments, state.clock, state.hyper), after, strict=True):
                 mine[...] = new
             return int(n_done), int(status)
@@ -217,7 +214,7 @@ class Engine:
 
         class Remote(Holdout):
             def evaluate(self, p: dict) -> tuple[float, float]:
-                flat = np.concatenate([p[k].ravel() for k in PARAMS])
+                flat = _worker.flatten(p)
                 return engine._retrying(
                     lambda: engine._batches.evaluate(flat).result(), engine._rebuild_batches
                 )

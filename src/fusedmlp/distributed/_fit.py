@@ -24,7 +24,7 @@ def fit_on_cluster(estimator, X, y, incremental: bool):
     estimator, with the fitted attributes the worker's copy ended with."""
     import dask
 
-    client = _client(None)
+    client = _client(None, how=", which becomes the active client the estimators use")
     task = dask.delayed(_fit_here, pure=False)(estimator, X, y, incremental)
     fitted, caught = client.compute(task).result()
     estimator.__dict__.update(fitted.__dict__)

@@ -38,6 +38,11 @@ class DaskArrays:
                 f"{getattr(Y, 'shape', None)}), as after boolean indexing; call "
                 "X.compute_chunk_sizes() (and Y's) first."
             )
+        if Y is None:
+            raise ValueError(
+                "Y is missing: give the targets beside a dask X, as a dask or NumPy array "
+                "(n_y, m) or (m,) (Y=None is for .npz shard files, which hold both)."
+            )
         if not isinstance(Y, da.Array):
             Y = np.asarray(Y)
             Y = da.from_array(Y, chunks=Y.shape[:-1] + (X.chunks[1],)) if Y.ndim else Y

@@ -77,6 +77,8 @@ def train(
     with _driver.CtrlC() as ctrl_c:
         settings = trainer._settings(given, resume, init)
         source = _sources.make(X, Y, client)
+        if source.m < 1:
+            raise ValueError("the training data has no samples (m = 0); give at least one.")
         start = resume.params if resume is not None else init
         p = _params(source, hidden, settings, start, client)
         engine = Engine(client, source, p, settings)
@@ -120,7 +122,7 @@ def _val_history(resume) -> tuple:
     return ((), ())
 
 
-def _client(client):
+def _client(client, how: str = " or pass client="):
     """The client to use: the one given, else the active one."""
     if client is not None:
         return client
@@ -132,7 +134,7 @@ def _client(client):
         raise ValueError(
             "training on dask arrays or shard files needs a dask cluster: start one "
             "(client = distributed.Client() for a LocalCluster, or "
-            "Client('tcp://host:8786') for a running scheduler) or pass client=."
+            f"Client('tcp://host:8786') for a running scheduler){how}."
         ) from None
 
 

@@ -16,9 +16,41 @@ import time
 import numpy as np
 
 from .. import _data, outofcore
+from .._optstate import PARAMS
 
 __all__ = ["Batches", "Holder", "Piece", "blas_threads", "build_piece", "labels_top", "piece_rows"]
-__all__ += ["shard_header"]
+__all__ += ["flatten", "n_params", "put", "shard_header", "unflatten"]
+
+
+def flatten(p: dict) -> np.ndarray:
+    """W1, b1, W2, b2 raveled into one array: what a call to a worker carries."""
+    return np.concatenate([p[k].ravel() for k in PARAMS])
+
+
+def n_params(sizes: tuple) -> int:
+    """Parameters of a (n_x, n_h, n_y) network: the length of ``flatten``'s array."""
+    n_x, n_h, n_y = sizes
+    return n_h * n_x + n_h + n_y * n_h + n_y
+
+
+def unflatten(flat: np.ndarray, sizes: tuple, dtype) -> dict:
+    """The parameters of a (n_x, n_h, n_y) network from ``flatten``'s array: views of
+    our own C-contiguous copy in ``dtype`` (the kernels take them as they are)."""
+    n_x, n_h, n_y = sizes
+    flat = np.array(flat, dtype=dtype)  # our own, writable, C-contiguous
+    shapes = ((n_h, n_x), (n_h, 1), (n_y, n_h), (n_y, 1))
+    ends = np.cumsum([a * b for a, b in shapes])
+    parts = np.split(flat, ends[:-1])
+    return {k: a.reshape(s) for k, a, s in zip(PARAMS, parts, shapes, strict=True)}
+
+
+def put(p: dict, flat: np.ndarray) -> None:
+    """``flatten``'s array written into p's own arrays, in place."""
+    at = 0
+    for k in PARAMS:
+        a = p[k]
+        a[...] = flat[at : at + a.size].reshape(a.shape)
+        at += a.size
 
 
 class Piece:
@@ -162,9 +194,8 @@ class Batches:
         from ..settings import Settings
 
         s = Settings.from_dict(settings)
-        n_x, n_h, n_y = piece.sizes
-        shapes = {"W1": (n_h, n_x), "b1": (n_h, 1), "W2": (n_y, n_h), "b2": (n_y, 1)}
-        self.p = {k: np.zeros(v, piece.X.dtype) for k, v in shapes.items()}
+        self.sizes = piece.sizes
+        self.p = unflatten(np.zeros(n_params(self.sizes)), self.sizes, piece.X.dtype)
         self.state = OptState(s, self.p)
         X, Y, self.holdout = self._split(piece, s)
         self.m = X.shape[1]
@@ -192,33 +223,21 @@ class Batches:
 
     def evaluate(self, flat: np.ndarray) -> tuple[float, float]:
         """(loss, score) on the held-out samples of the parameters ``flat``."""
-        p, at = {}, 0
-        for k in ("W1", "b1", "W2", "b2"):
-            p[k] = flat[at : at + self.p[k].size].reshape(self.p[k].shape).copy()
-            at += self.p[k].size
-        return self.holdout.evaluate(p)
+        return self.holdout.evaluate(unflatten(flat, self.sizes, self.p["W1"].dtype))
 
     def call(self, n: int, first: int, flat: np.ndarray, state: tuple) -> tuple:
         """n epochs from epoch ``first``: (losses, n_done, status, flat, state) after."""
-        import numba
+        from ..trainer import _threads as numba_threads
 
-        at = 0
-        for k in ("W1", "b1", "W2", "b2"):
-            a = self.p[k]
-            a[...] = flat[at : at + a.size].reshape(a.shape)
-            at += a.size
+        put(self.p, flat)
         for mine, sent in zip((self.state.moments, self.state.clock, self.state.hyper), state,
                               strict=True):  # fmt: skip
             mine[...] = sent
         losses = np.zeros(n)
-        old = numba.get_num_threads()
-        numba.set_num_threads(self.threads)
-        try:
+        with numba_threads(self.threads):
             n_done, status = self.run(n, losses, first)
-        finally:
-            numba.set_num_threads(old)
-        flat = np.concatenate([self.p[k].ravel() for k in ("W1", "b1", "W2", "b2")])
         after = (self.state.moments.copy(), self.state.clock.copy(), self.state.hyper.copy())
+        flat = flatten(self.p)
         return losses, n_done, status, flat, after
 
 
@@ -226,32 +245,19 @@ def piece_rows(piece: Piece, flat: np.ndarray, threads: int = 1) -> tuple:
     """(rows, seconds): the piece's chunks' loss and gradient sums for the parameters
     ``flat`` (W1, b1, W2, b2 raveled, in the working dtype), and the compute time, on
     ``threads`` of numba's threads."""
-    import numba
-
     from .. import _compiled as _c
     from .. import kernels as _k
+    from ..trainer import _threads as numba_threads
 
     t0 = time.perf_counter()
-    n_x, n_h, n_y = piece.sizes
-    flat = np.array(flat, dtype=piece.X.dtype)  # our own, writable, C-contiguous
-    ends = np.cumsum([n_h * n_x, n_h, n_y * n_h, n_y])
-    W1, b1, W2, b2 = (
-        a.reshape(s)
-        for a, s in zip(
-            np.split(flat, ends[:-1]), ((n_h, n_x), (n_h, 1), (n_y, n_h), (n_y, 1)), strict=True
-        )
-    )
-    rows = np.empty((len(piece.bounds) - 1, ends[-1] + 1))
+    q = unflatten(flat, piece.sizes, piece.X.dtype)
+    rows = np.empty((len(piece.bounds) - 1, n_params(piece.sizes) + 1))
     parallel = threads > 1 and rows.shape[0] > 1 and not _c._SERIAL_ONLY
     kernel = _k.piece_grads if parallel else _k.piece_grads_serial
-    old = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
-        with _c._LOCK if parallel else contextlib.nullcontext(), _c._blas_threads(piece.plan):
-            kernel(
-                rows, W1, b1, W2, b2, piece.X, piece.Y, piece.bounds, piece.kind, piece.scale,
-                piece.plan,
-            )  # fmt: skip
-    finally:
-        numba.set_num_threads(old)
+    turn = _c._LOCK if parallel else contextlib.nullcontext()
+    with numba_threads(threads), turn, _c._blas_threads(piece.plan):
+        kernel(
+            rows, q["W1"], q["b1"], q["W2"], q["b2"], piece.X, piece.Y, piece.bounds,
+            piece.kind, piece.scale, piece.plan,
+        )  # fmt: skip
     return rows, time.perf_counter() - t0

@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
-from .. import _compiled
+from .. import _compiled, _data
 from .._optstate import LR, OptState
 from ..settings import Settings
 from ..trainer import _threads
@@ -95,7 +95,7 @@ class BaseFusedMLP(BaseEstimator):
     # fitting
 
     def _fit(self, X, y, incremental: bool):
-        if type(X).__module__.split(".")[0] == "dask":  # fit on a worker of the cluster
+        if _data.is_dask(X):  # the fit runs on a worker of the cluster
             from ..distributed._fit import fit_on_cluster
 
             return fit_on_cluster(self, X, y, incremental)
