@@ -41,3 +41,17 @@ def runs():
     """Two small results told apart by their number of epochs (3 and 7)."""
     X, Y = datasets.planar(m=40)
     return fusedmlp.train(X, Y, epochs=3, seed=2), fusedmlp.train(X, Y, epochs=7, seed=2)
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A client of a 3-worker dask LocalCluster on loopback (tests/_clusters.py)."""
+    from _clusters import three_workers
+
+    yield from three_workers()
+
+
+@pytest.fixture(scope="module")
+def flower():
+    """Planar data for the cluster tests: 20000 samples, 40 blocks of 512, 40 chunks."""
+    return datasets.planar(m=20000, seed=5)

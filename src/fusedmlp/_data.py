@@ -135,7 +135,17 @@ def split(X, Y, fraction: float, seed: int, output: str) -> tuple:
     Stratified by class for sigmoid and softmax outputs (each class keeps its share in
     both parts; a class too small for both is refused), drawn from the seed.
     """
-    m = X.shape[1]
+    train, val = split_index(Y, X.shape[1], fraction, seed, output)
+
+    def take(A, idx):
+        return A[idx] if A.ndim == 1 else A[:, idx]
+
+    return take(X, train), take(Y, train), take(X, val), take(Y, val)
+
+
+def split_index(Y, m: int, fraction: float, seed: int, output: str) -> tuple:
+    """(train, val): ``split``'s sample indices of the m samples of targets Y, each sorted
+    (so both parts keep the samples' order); a distributed run draws the same ones."""
     rng = np.random.default_rng([seed, 0x5EED])
     classes = _classes(Y, output)
     if classes is None:
@@ -146,24 +156,18 @@ def split(X, Y, fraction: float, seed: int, output: str) -> tuple:
                 f"validation_fraction={fraction} of {m} samples leaves {n_val} for "
                 "validation; it needs at least one sample on each side."
             )
-        val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
-    else:
-        val_parts, train_parts = [], []
-        for c in np.unique(classes):
-            members = rng.permutation(np.flatnonzero(classes == c))
-            n_val = int(round(fraction * members.size))
-            if not 0 < n_val < members.size:
-                raise ValueError(
-                    f"validation_fraction={fraction} leaves class {c} ({members.size} "
-                    f"samples) with {n_val} for validation and {members.size - n_val} for "
-                    "training; every class needs samples on both sides: change the "
-                    "fraction or give more samples of that class."
-                )
-            val_parts.append(members[:n_val])
-            train_parts.append(members[n_val:])
-        val, train = np.sort(np.concatenate(val_parts)), np.sort(np.concatenate(train_parts))
-
-    def take(A, idx):
-        return A[idx] if A.ndim == 1 else A[:, idx]
-
-    return take(X, train), take(Y, train), take(X, val), take(Y, val)
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+    val_parts, train_parts = [], []
+    for c in np.unique(classes):
+        members = rng.permutation(np.flatnonzero(classes == c))
+        n_val = int(round(fraction * members.size))
+        if not 0 < n_val < members.size:
+            raise ValueError(
+                f"validation_fraction={fraction} leaves class {c} ({members.size} "
+                f"samples) with {n_val} for validation and {members.size - n_val} for "
+                "training; every class needs samples on both sides: change the "
+                "fraction or give more samples of that class."
+            )
+        val_parts.append(members[:n_val])
+        train_parts.append(members[n_val:])
+    return np.sort(np.concatenate(train_parts)), np.sort(np.concatenate(val_parts))

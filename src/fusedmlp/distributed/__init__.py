@@ -31,17 +31,23 @@ How it runs (``_engine``):
   loss, callbacks, progress, Ctrl-C (between epochs), checkpoints (``fusedmlp.save``)
   and ``resume=``, which continues bit-identically.
 
+- Validation (``validation_fraction``) with full batches keeps the training samples
+  spread (``_heldout``): the split is drawn on a worker from the targets alone, as one
+  process draws it; the training samples are cut into pieces as one process cuts its
+  training part, each worker reading a run of the original samples and setting the
+  held-out ones aside; those meet on one worker, behind an actor that scores each
+  epoch's parameters with one process's code. The record of the scores and the best
+  parameters stay on the client. The same split, scores and bits as one process.
 - Mini-batches (``batch_size`` below m) need every sample of a batch in one place, and
-  a batch is too little arithmetic to share out over machines; validation
-  (``validation_fraction``) needs the held-out split of all the samples. Either way
-  all the samples go to one worker, once, as one piece, where a dask actor splits off
-  the held-out samples as one process does and runs the compiled epoch kernels, many
-  epochs per call, from the parameters and optimizer state the client sends (the
-  client's copy stays the truth: a call repeated after a lost worker gives the same
-  bits); each epoch's validation score is computed there too, the record and the
-  best parameters kept on the client. The shuffles are one process's, drawn from
-  (seed, epoch). This is one worker's speed, not the cluster's, and needs the data in
-  one worker's memory.
+  a batch is too little arithmetic to share out over machines (an epoch of batches is
+  a chain of updates, each waiting for the last: a round trip per batch would cost
+  more than the batch). So all the samples go to one worker, once, as one piece,
+  where a dask actor (with validation, after splitting off the held-out samples as one
+  process does) runs the compiled epoch kernels, many epochs per call, from the
+  parameters and optimizer state the client sends (the client's copy stays the truth:
+  a call repeated after a lost worker gives the same bits). The shuffles are one
+  process's, drawn from (seed, epoch). This is one worker's speed, not the cluster's,
+  and needs the data in one worker's memory.
 - The scikit-learn estimators' ``fit`` and ``partial_fit`` on dask arrays run whole on
   one worker of the active client in the same way (``_fit``).
 

@@ -12,6 +12,7 @@ nor the source's own chunking changes a bit of the result.
 
 from __future__ import annotations
 
+import gc
 import time
 import warnings
 
@@ -22,7 +23,7 @@ from .. import kernels as _k
 from .._holdout import Holdout
 from .._optstate import PARAMS
 from ..kernels import OK
-from . import _worker
+from . import _heldout, _worker
 
 RETRIES = 3  # failed calls in a row before an epoch gives up
 
@@ -47,28 +48,35 @@ class Engine:
     """The pieces of one run (futures on the workers) and its epochs' round trips."""
 
     def __init__(self, client, source, p: dict, settings) -> None:
-        self.client, self.source = client, source
+        self.client, self.source, self.settings = client, source, settings
         n_h, n_x = p["W1"].shape
-        n_y = p["W2"].shape[0]
-        dtype = p["W1"].dtype
-        self.m = source.m
-        self.plan = _c.plan_for(n_x, n_h, n_y, dtype.itemsize, self.m)
-        self.spec = {
-            "output": settings.output,
-            "loss": settings.loss,
-            "p": {k: np.zeros(p[k].shape) for k in PARAMS},  # the shapes, for the checks
-            "dtype": dtype,
-            "kind": _c._kind(settings.activation, settings.loss, settings.output),
-            "plan": self.plan,
-            "scale": dtype.type((2.0 if settings.loss == "mse" else 1.0) / self.m),
-            "sizes": (n_x, n_h, n_y),
-        }
-        self.n_par = _worker.n_params((n_x, n_h, n_y))
+        self.sizes = (n_x, n_h, p["W2"].shape[0])
+        self.dtype = p["W1"].dtype
+        self.n_par = _worker.n_params(self.sizes)
         self.futures: list = []  # the pieces: dask keeps how to build them again
         self.ranges: list = []  # their samples [lo, hi)
         self.actors: list = []
         self.holders: list = []
+        self.kept: list = []  # futures the pieces are made from (a split's)
+        self._parts: list = []  # a split's held-out parts
         self.retries = 0
+        self._sized(source.m)
+
+    def _sized(self, m: int) -> None:
+        """The plan and the pieces' spec for m training samples."""
+        s, dtype = self.settings, self.dtype
+        self.m = m
+        self.plan = _c.plan_for(*self.sizes, dtype.itemsize, m)
+        self.spec = {
+            "output": s.output,
+            "loss": s.loss,
+            "p": _worker.unflatten(np.zeros(self.n_par), self.sizes, np.float64),  # shapes
+            "dtype": dtype,
+            "kind": _c._kind(s.activation, s.loss, s.output),
+            "plan": self.plan,
+            "scale": dtype.type((2.0 if s.loss == "mse" else 1.0) / m),
+            "sizes": self.sizes,
+        }
 
     def load(self) -> None:
         """Build every piece on its worker and wait for them; a piece that fails raises
@@ -81,6 +89,42 @@ class Engine:
             self.futures.append(self.source.piece(self.client, lo, hi, spec, workers[i]))
             self.ranges.append((lo, hi))
         self._hold()
+
+    def load_split(self) -> None:
+        """``load`` for a run with validation: the split drawn on a worker as one process
+        draws it, the training samples in pieces cut as one process cuts them, and the
+        held-out ones on one worker behind a ``_heldout.Held`` actor (see there)."""
+        c, s = self.client, self.settings
+        split = self.source.split(c, self.spec, s.validation_fraction, s.seed)
+        self.kept.append(split)
+        self._sized(c.submit(_heldout.n_train, split).result())  # a bad Y raises here
+        workers = self._workers()
+        if self.plan[1]:
+            self._check_blas()
+        cuts = pieces(self.m, self.plan, len(workers))
+        ends = c.submit(_heldout.edges, split, [lo for lo, _, _ in cuts], self.source.m)
+        ends = ends.result()
+        for i, (_, _, bounds) in enumerate(cuts):
+            a, b = ends[i], ends[i + 1]
+            keep = c.submit(_heldout.keep_mask, split, a, b)
+            both = self.source.piece(c, a, b, dict(self.spec, bounds=bounds), workers[i], keep)
+            self.futures.append(c.submit(_heldout.piece_of, both))
+            self._parts.append(c.submit(_heldout.held_of, both))
+            self.kept += [keep, both]
+            self.ranges.append((a, b))
+        self._hold()
+        self._rebuild_held()
+
+    def _rebuild_held(self) -> None:
+        """The Held actor over the held-out parts (built, or built again)."""
+        self._wait_pieces()
+        shared = self.settings.to_dict()
+        held = self.client.submit(_heldout.Held, self._parts, shared, actor=True, pure=False)
+        self.kept.append(held)
+        with self.client.as_current():  # an actor binds to the current client
+            actor = held.result()
+        self._evaluate = lambda flat: actor.evaluate(flat, self.sizes).result()
+        self._rebuild_eval = self._rebuild_held
 
     def _workers(self) -> list[str]:
         workers = sorted(self.client.ncores())  # asked of the scheduler now, not cached
@@ -206,8 +250,8 @@ class Engine:
 
         return run
 
-    def holdout(self, settings, history):
-        """A ``Holdout`` whose samples stay on the Batches actor's worker (call after
+    def holdout(self, history):
+        """A ``Holdout`` whose samples stay on a worker (call after ``load_split`` or
         ``batch_runner``): the driver's record of the scores and the best parameters
         lives here, each epoch's evaluation runs there."""
         engine = self
@@ -215,11 +259,9 @@ class Engine:
         class Remote(Holdout):
             def evaluate(self, p: dict) -> tuple[float, float]:
                 flat = _worker.flatten(p)
-                return engine._retrying(
-                    lambda: engine._batches.evaluate(flat).result(), engine._rebuild_batches
-                )
+                return engine._retrying(lambda: engine._evaluate(flat), engine._rebuild_eval)
 
-        return Remote(None, None, settings, "numba", history)
+        return Remote(None, None, self.settings, "numba", history)
 
     def _retrying(self, call, rebuild):
         """call(); when it fails (a lost worker shows as one of many comm errors),
@@ -238,7 +280,9 @@ class Engine:
                 rebuild()
 
     def _rebuild_batches(self) -> None:
-        self._batches = self._whole_actor(self._shared)
+        self._batches = batches = self._whole_actor(self._shared)
+        self._evaluate = lambda flat: batches.evaluate(flat).result()
+        self._rebuild_eval = self._rebuild_batches
 
     def _whole_actor(self, settings: dict):
         """The Batches actor over one piece of all m samples (built, or built again)."""
@@ -255,9 +299,15 @@ class Engine:
             return self.holders[0].result()
 
     def close(self) -> None:
-        """Let the workers drop the pieces."""
+        """Let the workers drop the pieces and the actors (each ``Actor`` object holds a
+        future of its own, so no reference to one may outlive the run)."""
         self.actors = []
+        self._evaluate = self._rebuild_eval = self._batches = None
         # released, not cancelled: another run may already want the same keys
-        for f in self.holders + self.futures:
+        for f in self.holders + self.futures + self.kept + self._parts:
             f.release()
-        self.futures, self.holders, self.ranges = [], [], []
+        self.futures, self.holders, self.ranges, self.kept, self._parts = [], [], [], [], []
+        # an actor's method calls leave reference cycles inside distributed (a bound call
+        # and its future), which would keep the Actor objects, their futures, and so the
+        # pieces in the workers' memory until the next collection of cycles: collect now
+        gc.collect()

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from . import _worker
+from . import _heldout, _worker
 
 
 def make(X, Y, client):
@@ -60,12 +60,22 @@ class DaskArrays:
     def top_label(self, client) -> float:
         return float(client.compute(self.Y.max()).result()) if self.m else -1.0
 
-    def piece(self, client, lo: int, hi: int, spec: dict, worker: str):
+    def piece(self, client, lo: int, hi: int, spec: dict, worker: str, keep=None):
         import dask
 
         part = (self.X[:, lo:hi], self.Y[..., lo:hi])
-        task = dask.delayed(_worker.build_piece, pure=False)(part, lo, hi, spec)
+        task = dask.delayed(_worker.build_piece, pure=False)(part, lo, hi, spec, keep)
         return client.compute(task, workers=[worker], allow_other_workers=True)
+
+    def split(self, client, spec: dict, fraction: float, seed: int):
+        """A future of the validation split's (train, val) indices, drawn on a worker
+        from Y, which is computed there."""
+        import dask
+
+        task = dask.delayed(_heldout.split_samples, pure=False)(
+            self.Y, self.m, spec, fraction, seed
+        )
+        return client.compute(task)
 
 
 class Shards:
@@ -118,9 +128,16 @@ class Shards:
         ]
         return max(client.gather(tops), default=-1.0)
 
-    def piece(self, client, lo: int, hi: int, spec: dict, worker: str):
+    def piece(self, client, lo: int, hi: int, spec: dict, worker: str, keep=None):
         data = ("shards", self.shards, self.starts)
         return client.submit(
-            _worker.build_piece, data, lo, hi, spec, workers=[worker], allow_other_workers=True,
-            pure=False,
+            _worker.build_piece, data, lo, hi, spec, keep, workers=[worker],
+            allow_other_workers=True, pure=False,
         )  # fmt: skip
+
+    def split(self, client, spec: dict, fraction: float, seed: int):
+        """A future of the validation split's (train, val) indices, drawn on a worker
+        from the shards' Y."""
+        return client.submit(
+            _heldout.split_shards, self.shards, self.starts, spec, fraction, seed, pure=False
+        )

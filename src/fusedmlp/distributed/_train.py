@@ -82,10 +82,8 @@ def train(
         start = resume.params if resume is not None else init
         p = _params(source, hidden, settings, start, client)
         engine = Engine(client, source, p, settings)
-        # mini-batches and validation need their samples in one place: one worker
-        whole = settings.validation_fraction is not None or (
-            settings.batch_size is not None and settings.batch_size < source.m
-        )
+        # a mini-batch needs its samples in one place: one worker holds them all
+        whole = settings.batch_size is not None and settings.batch_size < source.m
         holdout, m = None, source.m
         try:
             state = OptState(settings, p, None if resume is None else resume.state)
@@ -94,17 +92,21 @@ def train(
             if whole:
                 run = engine.batch_runner(p, state, settings)
                 m = engine._batches.train_size().result()
-                if settings.validation_fraction is not None:
-                    holdout = engine.holdout(settings, _val_history(resume))
             else:
-                engine.load()
+                if settings.validation_fraction is None:
+                    engine.load()
+                else:
+                    engine.load_split()
+                m = engine.m
                 run = engine.runner(p, state, lambda: ctrl_c.hit, timings)
+            if settings.validation_fraction is not None:
+                holdout = engine.holdout(_val_history(resume))
             if resume is not None and "lr" in given:
                 state.new_rate(settings.lr, first, m)
             buf = _driver.Losses(history, first + epochs)
             result = TrainResult(params=p, losses=history, settings=settings, backend="numba")
             # the driver reads only the data's shape (progress) from these
-            shape = np.broadcast_to(np.zeros((), p["W1"].dtype), (source.n_x, source.m))
+            shape = np.broadcast_to(np.zeros((), p["W1"].dtype), (source.n_x, m))
             done, status = _driver.drive(
                 run, result, buf, shape, shape, first, first + epochs,
                 (settings.tol, settings.patience, verbose, log_every, callback),

@@ -19,7 +19,8 @@ from .. import _data, outofcore
 from .._optstate import PARAMS
 
 __all__ = ["Batches", "Holder", "Piece", "blas_threads", "build_piece", "labels_top", "piece_rows"]
-__all__ += ["flatten", "n_params", "put", "shard_header", "unflatten"]
+__all__ += ["flatten", "n_params", "open_shard", "put", "shard_header", "shard_name", "unflatten"]
+__all__ += ["worker_threads"]
 
 
 def flatten(p: dict) -> np.ndarray:
@@ -74,7 +75,7 @@ class Piece:
             setattr(self, k, v)
 
 
-def _open(shard) -> tuple:
+def open_shard(shard) -> tuple:
     """(X, Y) memory maps of a shard: an .npz path (members X and Y) or an (X.npy, Y.npy)
     pair of paths."""
     if isinstance(shard, (tuple, list)):
@@ -82,7 +83,7 @@ def _open(shard) -> tuple:
     return outofcore.open_npz(shard)
 
 
-def _name(shard) -> str:
+def shard_name(shard) -> str:
     if isinstance(shard, (tuple, list)):
         return " and ".join(repr(os.fspath(s)) for s in shard)
     return repr(os.fspath(shard))
@@ -92,19 +93,19 @@ def shard_header(i: int, shard) -> tuple:
     """(X's shape, X's dtype, Y's shape, Y's dtype) of shard i, from its headers only;
     a shard that cannot be opened is a ValueError naming it."""
     try:
-        X, Y = _open(shard)
+        X, Y = open_shard(shard)
     except (OSError, ValueError, EOFError) as exc:
-        raise ValueError(f"shard {i} ({_name(shard)}) could not be opened: {exc}") from None
+        raise ValueError(f"shard {i} ({shard_name(shard)}) could not be opened: {exc}") from None
     return X.shape, X.dtype.str, Y.shape, Y.dtype.str
 
 
 def labels_top(i: int, shard) -> float:
     """The largest value of shard i's Y (its class indices), -1 when it has none."""
     try:
-        Y = _open(shard)[1]
+        Y = open_shard(shard)[1]
         return float(np.max(Y)) if Y.size else -1.0
     except (OSError, ValueError, EOFError) as exc:
-        raise ValueError(f"shard {i} ({_name(shard)}) could not be read: {exc}") from None
+        raise ValueError(f"shard {i} ({shard_name(shard)}) could not be read: {exc}") from None
 
 
 def _columns(A, lo: int, hi: int):
@@ -120,19 +121,20 @@ def load_shards(shards: list, starts: list, lo: int, hi: int) -> tuple:
         if a >= b:
             continue
         try:
-            X, Y = _open(shard)
+            X, Y = open_shard(shard)
             xs.append(np.array(_columns(X, a - starts[i], b - starts[i])))
             ys.append(np.array(_columns(Y, a - starts[i], b - starts[i])))
         except (OSError, ValueError, EOFError) as exc:
-            raise ValueError(f"shard {i} ({_name(shard)}) could not be read: {exc}") from None
+            raise ValueError(f"shard {i} ({shard_name(shard)}) could not be read: {exc}") from None
     return np.concatenate(xs, axis=-1), np.concatenate(ys, axis=-1)
 
 
-def build_piece(data, lo: int, hi: int, spec: dict) -> Piece:
+def build_piece(data, lo: int, hi: int, spec: dict, keep=None):
     """The piece of samples [lo, hi): ``data`` is (X, Y) already computed (a dask
     array's slice) or ("shards", shards, starts); checked as ``fusedmlp.train`` checks
     its data (for the network ``spec["p"]``), then made C-contiguous in the working
-    dtype. An error names the samples it is about."""
+    dtype. An error names the samples it is about. With ``keep`` (a mask of the
+    samples trained on), (piece of those, (X, Y) of the others): the held-out part."""
     if isinstance(data[0], str) and data[0] == "shards":
         X, Y = load_shards(data[1], data[2], lo, hi)
     else:
@@ -143,7 +145,12 @@ def build_piece(data, lo: int, hi: int, spec: dict) -> Piece:
         raise type(exc)(f"samples [{lo}, {hi}) of the training data: {exc}") from None
     X = np.ascontiguousarray(X, dtype=spec["dtype"])
     Y = np.ascontiguousarray(Y, dtype=np.int64 if Y.ndim == 1 else spec["dtype"])
-    return Piece(X, Y, spec["bounds"], spec["kind"], spec["plan"], spec["scale"], spec["sizes"])
+    held = None
+    if keep is not None:  # C-contiguous, as one process's split (indexing may give F)
+        held = (np.ascontiguousarray(X[:, ~keep]), np.ascontiguousarray(Y[..., ~keep]))
+        X, Y = np.ascontiguousarray(X[:, keep]), np.ascontiguousarray(Y[..., keep])
+    piece = Piece(X, Y, spec["bounds"], spec["kind"], spec["plan"], spec["scale"], spec["sizes"])
+    return piece if keep is None else (piece, held)
 
 
 def blas_threads() -> int:
@@ -155,7 +162,7 @@ def blas_threads() -> int:
     return max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"), default=0)
 
 
-def _threads() -> int:
+def worker_threads() -> int:
     """The worker's thread count, as numba may use it."""
     import numba
     from distributed import get_worker
@@ -175,7 +182,7 @@ class Holder:
 
     def __init__(self, piece: Piece) -> None:
         self.piece = piece
-        self.threads = _threads()  # here, in a task: the actor's own calls run elsewhere
+        self.threads = worker_threads()  # here, in a task: the actor's own calls run elsewhere
 
     def rows(self, flat: np.ndarray) -> tuple:
         return piece_rows(self.piece, flat, self.threads)
@@ -203,7 +210,7 @@ class Batches:
             self.p, X, Y, s.activation, s.loss, output=s.output, state=self.state,
             batch_size=s.batch_size, seed=s.seed,
         )  # fmt: skip
-        self.threads = _threads()
+        self.threads = worker_threads()
 
     @staticmethod
     def _split(piece: Piece, s) -> tuple:
