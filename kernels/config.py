@@ -8,14 +8,16 @@ the x - x inside isfinite to 0, so such tests go through ``optim.finite`` (no fa
 
 All kernels are compiled through ``jit`` below, so the JIT options live here too.
 
-After editing this file (or ``expfn.py``) delete ``kernels/__pycache__``: numba's cache
-is keyed on the source file of the cached function only, so a change in a module it
-imports from is not detected.
+After editing this file (or ``expfn.py``, ``_linking.py``) delete ``kernels/__pycache__``:
+numba's cache is keyed on the source file of the cached function only, so a change in a
+module it imports from is not detected.
 """
 
 import warnings
 
 from numba import njit
+
+from . import _linking  # noqa: F401 (each kernel runs its own copies: see there)
 
 # Kernels: contract lets LLVM fuse a*b+c into one FMA; reassoc lets it vectorise the
 # float reductions over samples (several partial sums per vector lane); arcp allows

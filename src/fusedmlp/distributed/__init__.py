@@ -19,12 +19,8 @@ How it runs (``_engine``):
   order and updates with the compiled update of the one-process kernels. The losses and
   parameters are therefore bit-identical to ``fusedmlp.train`` on the same data in one
   process running the same compiled code, for any number of workers and any chunking
-  of the dask arrays. (The same code: a process that compiled the kernels, or loaded
-  one of their inner functions on its own, can round differently in the last bits
-  from one that loaded only the cached kernels, as the workers do: numba links each
-  inner function into a kernel as a weak symbol, and a process runs whichever
-  definition it loaded first. Measured 1e-18 apart after 12 epochs. Every process
-  after the first that compiled the kernels loads them from the cache.)
+  of the dask arrays. (Whether a process compiled the kernels or loaded them from
+  numba's cache, as workers usually do, makes no difference: ``kernels/_linking.py``.)
 - A worker that dies costs a retry: dask builds its pieces again from their source on
   another worker (the same bits), and the epoch goes on.
 - The driver is ``train``'s own: every optimizer and schedule, L2, early stopping on the
@@ -65,7 +61,7 @@ Examples
 ...                   dashboard_address=None) as cluster, Client(cluster) as client:
 ...     res = fusedmlp.train(da.from_array(X, chunks=(2, 150)), Y, epochs=20, seed=2)
 >>> one = fusedmlp.train(X, Y, epochs=20, seed=2)
->>> bool(np.allclose(res.losses, one.losses, rtol=1e-12, atol=0))
+>>> bool(np.array_equal(res.losses, one.losses))
 True
 """
 

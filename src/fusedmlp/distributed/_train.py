@@ -55,8 +55,7 @@ def train(
     Returns
     -------
     TrainResult
-        As ``fusedmlp.train``'s; bit-identical to it on the same data in one process
-        that runs the cached kernels.
+        As ``fusedmlp.train``'s; bit-identical to it on the same data in one process.
 
     Examples
     --------
