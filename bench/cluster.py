@@ -16,6 +16,11 @@ would hide dask's ``distributed`` package from the workers.)
    epoch runner on the memory maps) against 2 workers x 1 thread reading the files as
    one shard; median over 5 epochs after one warm-up, each side.
 3. A model of an epoch on a cluster, fitted to these points (see ``model``).
+4. Validation with full batches (the training samples stay spread, the held-out ones
+   are scored on one worker each epoch): planar float32, m = 10^6, 2 workers x 1
+   thread, epochs with validation_fraction=0.1 against epochs without, beside the same
+   pair in one process with 2 threads; median of 20 epochs after 2 (from the times
+   between callbacks).
 
 Writes bench/results/distributed.json and bench/results/distributed.md (the section
 make_results.py puts in RESULTS.md).
@@ -98,6 +103,31 @@ def large(m: int, folder: Path) -> dict:
     return out
 
 
+def _epoch_s(X, Y, client=None, **kw) -> float:
+    """Median seconds between the callbacks of 22 epochs, the first 2 dropped."""
+    marks: list = []
+
+    def mark(epoch, loss, p) -> bool:
+        marks.append(time.perf_counter())
+        return False
+
+    fusedmlp.train(X, Y, epochs=22, seed=1, log_every=1, client=client, callback=mark, **kw)
+    return float(np.median(np.diff(marks)[2:]))
+
+
+def validation(m: int) -> dict:
+    """Seconds per epoch with and without validation_fraction=0.1, float32 planar: one
+    process (2 threads) and 2 workers x 1 thread."""
+    X, Y = datasets.planar(m=m, seed=1)
+    X = X.astype(np.float32)
+    out = {"m": m, "one_s": _epoch_s(X, Y), "one_val_s": _epoch_s(X, Y, validation_fraction=0.1)}
+    with local_cluster(2) as cluster, Client(cluster) as client:
+        Xd = da.from_array(X, chunks=(2, m // 4))
+        out["cluster_s"] = _epoch_s(Xd, Y, client)
+        out["cluster_val_s"] = _epoch_s(Xd, Y, client, validation_fraction=0.1)
+    return out
+
+
 LAN_RTT_S = 2e-4  # assumed extra round trip per worker call on a real network (10 GbE)
 ROW_BYTES_PER_S = 1e9  # assumed bandwidth into the client for the gradient rows
 
@@ -168,6 +198,17 @@ def markdown(points: list[dict], big: dict | None, fit: dict, machine: dict) -> 
     return "\n".join(lines) + "\n"
 
 
+def held_markdown(v: dict) -> str:
+    one, clu = v["one_val_s"] / v["one_s"], v["cluster_val_s"] / v["cluster_s"]
+    return (
+        f"\nValidation (validation_fraction=0.1), m = {v['m']:.0e} float32: one process "
+        f"{v['one_s'] * 1e3:.1f} ms per epoch without, {v['one_val_s'] * 1e3:.1f} ms with "
+        f"({one:.2f}x); 2 workers x 1 thread {v['cluster_s'] * 1e3:.1f} ms without, "
+        f"{v['cluster_val_s'] * 1e3:.1f} ms with ({clu:.2f}x): the training samples stay "
+        "spread, the held-out ones are scored on one worker after each epoch.\n"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -175,6 +216,7 @@ def main() -> int:
     ap.add_argument("--m", type=float, default=1e8, help="samples of the large point")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--skip-large", action="store_true")
+    ap.add_argument("--val-m", type=float, default=1e6, help="samples of the validation point")
     args = ap.parse_args()
     points = [overhead(w) for w in args.workers]
     for p in points:
@@ -184,12 +226,15 @@ def main() -> int:
         with tempfile.TemporaryDirectory(dir=os.environ.get("FUSEDMLP_BENCH_TMP")) as d:
             big = large(int(args.m), Path(d))
         print(big, flush=True)
+    held = validation(int(args.val_m))
+    print(held, flush=True)
     fit = model(points, big)
     machine = machine_info()
     OUT.mkdir(exist_ok=True)
-    record = {"overhead": points, "large": big, "model": fit, "machine": machine}
+    record = {"overhead": points, "large": big, "model": fit, "validation": held,
+              "machine": machine}  # fmt: skip
     (OUT / "distributed.json").write_text(json.dumps(record, indent=1))
-    page = markdown(points, big, fit, machine)
+    page = markdown(points, big, fit, machine) + held_markdown(held)
     (OUT / "distributed.md").write_text(page)
     print(page)
     return 0

@@ -23,7 +23,8 @@ bench/results/):
    from the page cache before every epoch (read from disk, as for data beyond RAM)
    -> bench/results/ooc-*.log;
 7. ``bench/cluster.py``: the dask engine's overhead, a 10^8-sample epoch on 2 workers
-   against one process, and a model of a real cluster -> bench/results/distributed.*.
+   against one process, a model of a real cluster, and the cost of validation on a
+   cluster -> bench/results/distributed.*.
 
 The page quotes medians; ratios are of medians measured side by side in one run.
 """
@@ -441,7 +442,9 @@ def _repeat_parts() -> list[str]:
         "Engine overhead (an epoch minus its slowest piece's compute) on LocalClusters of",
         "worker processes, small data (planar m = 4000), against the naive loop of one",
         "submit per piece and a gather; then m = 10^8 float32 on 2 workers x 1 thread",
-        "against one process with 2 threads, and the model fitted to these points.",
+        "against one process with 2 threads, the model fitted to these points, and",
+        "epochs with validation (the held-out samples scored on one worker) against",
+        "epochs without, on the cluster and in one process.",
         "",
         *text_lines(OUT / "distributed.md", "run without --skip-cluster"),
     ]

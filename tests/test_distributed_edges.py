@@ -244,3 +244,15 @@ def test_partial_fit_on_dask_arrays(client):
             here.partial_fit(X, y, classes=[0, 1, 2])
     assert got.loss_curve_ == here.loss_curve_
     assert got.t_ == here.t_ == 450
+
+
+def test_mini_batches_too_large_for_one_worker_are_refused_before_loading(client):
+    # mini-batches bring all the samples to one worker: data that cannot fit there is
+    # refused with the fix, and nothing is computed (the dask array is never evaluated)
+    info = client.scheduler_info(n_workers=-1)["workers"].values()
+    limit = max(int(w["memory_limit"]) for w in info)
+    m = limit // (64 * 8) + 1
+    X = da.zeros((64, m), chunks=(64, 2**20))
+    with pytest.raises(MemoryError, match="mini-batches run on one worker.*leave batch_size"):
+        fusedmlp.train(X, da.zeros(m, dtype=np.int64, chunks=2**20), client=client,
+                       output="softmax", hidden=8, batch_size=200, epochs=1)  # fmt: skip

@@ -43,7 +43,8 @@ How it runs (``_engine``):
   parameters and optimizer state the client sends (the client's copy stays the truth:
   a call repeated after a lost worker gives the same bits). The shuffles are one
   process's, drawn from (seed, epoch). This is one worker's speed, not the cluster's,
-  and needs the data in one worker's memory.
+  and needs the data in one worker's memory (the roomiest worker's; data too large for
+  it is a MemoryError before anything loads).
 - The scikit-learn estimators' ``fit`` and ``partial_fit`` on dask arrays run whole on
   one worker of the active client in the same way (``_fit``).
 

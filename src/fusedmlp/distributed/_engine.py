@@ -288,7 +288,7 @@ class Engine:
         """The Batches actor over one piece of all m samples (built, or built again)."""
         if not self.futures:
             spec = dict(self.spec, bounds=np.array([0, 1], dtype=np.int64))
-            worker = self._workers()[0]
+            worker = self._roomiest()
             self.futures = [self.source.piece(self.client, 0, self.m, spec, worker)]
             self.ranges = [(0, self.m)]
         self._wait_pieces()
@@ -297,6 +297,27 @@ class Engine:
         ]
         with self.client.as_current():  # an actor binds to the current client
             return self.holders[0].result()
+
+    def _roomiest(self) -> str:
+        """The worker with the most memory, for the one piece of all the samples; a
+        clear error, before anything is loaded, when the data cannot fit in it (building
+        the piece holds about two copies: the source's and the checked one)."""
+        self._workers()  # no workers: the usual error
+        info = self.client.scheduler_info(n_workers=-1)["workers"]
+        limits = {w: int(v.get("memory_limit") or 0) for w, v in info.items()}
+        worker = max(sorted(limits), key=lambda w: limits[w] or float("inf"))
+        s = self.source
+        per_sample = s.n_x * s.x_dtype.itemsize + (8 if s.y_rows is None else s.y_rows * 8)
+        need = 2 * s.m * per_sample
+        if limits[worker] and need > limits[worker]:
+            raise MemoryError(
+                f"mini-batches run on one worker, which holds all {s.m} samples: about "
+                f"{need / 2**30:.2f} GiB while they load, but the largest worker may use "
+                f"{limits[worker] / 2**30:.2f} GiB. Train with full batches (leave "
+                "batch_size out: the samples stay spread over the workers), or give a "
+                "worker more memory (memory_limit=)."
+            )
+        return worker
 
     def close(self) -> None:
         """Let the workers drop the pieces and the actors (each ``Actor`` object holds a
