@@ -232,6 +232,7 @@ def test_results_page_renders_from_the_recorded_outputs():
         assert heading in page
     assert "P1 numpy / compiled" in page
     assert "| threads |" in page and "m = 10^9" in page
+    assert "Validation (validation_fraction=0.1)" in page  # the cluster section's last part
 
 
 def test_wide_workloads_agree_with_the_reference():
