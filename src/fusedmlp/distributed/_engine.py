@@ -59,6 +59,9 @@ class Engine:
         self.holders: list = []
         self.kept: list = []  # futures the pieces are made from (a split's)
         self._parts: list = []  # a split's held-out parts
+        # evaluate(flat) -> (loss, score) on the held-out samples, and how to rebuild
+        # its actor; the mini-batch runner's actor (set when there is one)
+        self._evaluate = self._rebuild_eval = self._batches = None
         self.retries = 0
         self._sized(source.m)
 
