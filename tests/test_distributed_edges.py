@@ -246,9 +246,9 @@ def test_partial_fit_on_dask_arrays(client):
     assert got.t_ == here.t_ == 450
 
 
-def test_mini_batches_too_large_for_one_worker_are_refused_before_loading(client):
-    # mini-batches bring all the samples to one worker: data that cannot fit there is
-    # refused with the fix, and nothing is computed (the dask array is never evaluated)
+def test_data_too_large_for_the_one_worker_is_refused_before_loading(client):
+    # mini-batches and the estimators' fits bring all the samples to one worker: data that
+    # cannot fit there is refused with the fix, and nothing is computed
     info = client.scheduler_info(n_workers=-1)["workers"].values()
     limit = max(int(w["memory_limit"]) for w in info)
     m = limit // (64 * 8) + 1
@@ -256,3 +256,7 @@ def test_mini_batches_too_large_for_one_worker_are_refused_before_loading(client
     with pytest.raises(MemoryError, match="mini-batches run on one worker.*leave batch_size"):
         fusedmlp.train(X, da.zeros(m, dtype=np.int64, chunks=2**20), client=client,
                        output="softmax", hidden=8, batch_size=200, epochs=1)  # fmt: skip
+    from fusedmlp.sklearn import FusedMLPClassifier
+
+    with client.as_current(), pytest.raises(MemoryError, match="an estimator's fit runs on"):
+        FusedMLPClassifier().fit(X.T, da.zeros(m, dtype=np.int64, chunks=2**20))

@@ -46,7 +46,7 @@ How it runs (``_engine``):
   and needs the data in one worker's memory (the roomiest worker's; data too large for
   it is a MemoryError before anything loads).
 - The scikit-learn estimators' ``fit`` and ``partial_fit`` on dask arrays run whole on
-  one worker of the active client in the same way (``_fit``).
+  one worker of the active client in the same way, with the same memory check (``_fit``).
 
 Refused with a clear error: the NumPy backend, and ``threads=`` (a worker uses its own
 threads: ``LocalCluster(threads_per_worker=...)``, ``dask worker --nthreads``).

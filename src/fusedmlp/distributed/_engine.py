@@ -130,13 +130,7 @@ class Engine:
         self._rebuild_eval = self._rebuild_held
 
     def _workers(self) -> list[str]:
-        workers = sorted(self.client.ncores())  # asked of the scheduler now, not cached
-        if not workers:
-            raise RuntimeError(
-                "the dask cluster has no workers; start some (or wait for them with "
-                "client.wait_for_workers(n)) before training."
-            )
-        return workers
+        return workers_of(self.client)
 
     def _wait_pieces(self) -> None:
         """Wait for every piece; one that failed raises: our own checks' errors as they
@@ -302,25 +296,15 @@ class Engine:
             return self.holders[0].result()
 
     def _roomiest(self) -> str:
-        """The worker with the most memory, for the one piece of all the samples; a
-        clear error, before anything is loaded, when the data cannot fit in it (building
-        the piece holds about two copies: the source's and the checked one)."""
-        self._workers()  # no workers: the usual error
-        info = self.client.scheduler_info(n_workers=-1)["workers"]
-        limits = {w: int(v.get("memory_limit") or 0) for w, v in info.items()}
-        worker = max(sorted(limits), key=lambda w: limits[w] or float("inf"))
+        """The worker for the one piece of all the samples (see ``roomiest``)."""
         s = self.source
         per_sample = s.n_x * s.x_dtype.itemsize + (8 if s.y_rows is None else s.y_rows * 8)
-        need = 2 * s.m * per_sample
-        if limits[worker] and need > limits[worker]:
-            raise MemoryError(
-                f"mini-batches run on one worker, which holds all {s.m} samples: about "
-                f"{need / 2**30:.2f} GiB while they load, but the largest worker may use "
-                f"{limits[worker] / 2**30:.2f} GiB. Train with full batches (leave "
-                "batch_size out: the samples stay spread over the workers), or give a "
-                "worker more memory (memory_limit=)."
-            )
-        return worker
+        return roomiest(
+            self.client, 2 * s.m * per_sample,
+            f"mini-batches run on one worker, which holds all {s.m} samples",
+            "Train with full batches (leave batch_size out: the samples stay spread over "
+            "the workers), or give a worker more memory (memory_limit=).",
+        )  # fmt: skip
 
     def close(self) -> None:
         """Let the workers drop the pieces and the actors (each ``Actor`` object holds a
@@ -335,3 +319,30 @@ class Engine:
         # and its future), which would keep the Actor objects, their futures, and so the
         # pieces in the workers' memory until the next collection of cycles: collect now
         gc.collect()
+
+
+def workers_of(client) -> list[str]:
+    """The cluster's workers, asked of the scheduler now (not cached); none is an error."""
+    workers = sorted(client.ncores())
+    if not workers:
+        raise RuntimeError(
+            "the dask cluster has no workers; start some (or wait for them with "
+            "client.wait_for_workers(n)) first."
+        )
+    return workers
+
+
+def roomiest(client, need: float, what: str, fix: str) -> str:
+    """The worker with the most memory (its ``memory_limit``; none set counts as
+    unlimited), for work that must run on one worker; a MemoryError, before anything is
+    loaded, when ``need`` bytes (about two copies of the data: the source's and the
+    checked one) exceed it."""
+    info = client.scheduler_info(n_workers=-1)["workers"]
+    limits = {w: int(v.get("memory_limit") or 0) for w, v in info.items()}
+    worker = max(workers_of(client), key=lambda w: limits.get(w) or float("inf"))
+    if limits.get(worker) and need > limits[worker]:  # (NaN need: sizes unknown, no check)
+        raise MemoryError(
+            f"{what}: about {need / 2**30:.2f} GiB while they load, but the largest "
+            f"worker may use {limits[worker] / 2**30:.2f} GiB. {fix}"
+        )
+    return worker

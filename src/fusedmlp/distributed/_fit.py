@@ -1,7 +1,8 @@
 """The scikit-learn estimators' fit on dask arrays: on a worker, never on the client.
 
 scikit-learn's epoch loop draws a shuffle per epoch and works through mini-batches,
-each needing its samples in one place: the fit runs whole on one worker, which
+each needing its samples in one place: the fit runs whole on one worker (the one with
+the most memory; data too large for it is a MemoryError before anything loads), which
 computes X and y from their dask graphs (so the data goes to that worker once and never
 to the client) and returns the fitted estimator, whose attributes replace the client's.
 The same compiled kernels, the same random stream: the same numbers as a fit on the
@@ -16,6 +17,8 @@ import warnings
 
 import numpy as np
 
+from .. import _data
+from ._engine import roomiest
 from ._train import _client
 
 
@@ -25,8 +28,14 @@ def fit_on_cluster(estimator, X, y, incremental: bool):
     import dask
 
     client = _client(None, how=", which becomes the active client the estimators use")
+    nbytes = sum(a.nbytes if _data.is_dask(a) else np.asarray(a).nbytes for a in (X, y))
+    worker = roomiest(
+        client, 2 * nbytes,
+        f"an estimator's fit runs on one worker, which holds all {X.shape[0]} samples",
+        "Fit on fewer samples, or give a worker more memory (memory_limit=).",
+    )  # fmt: skip
     task = dask.delayed(_fit_here, pure=False)(estimator, X, y, incremental)
-    fitted, caught = client.compute(task).result()
+    fitted, caught = client.compute(task, workers=[worker], allow_other_workers=True).result()
     estimator.__dict__.update(fitted.__dict__)
     for category, message in caught:
         warnings.warn(message, category, stacklevel=3)
