@@ -322,12 +322,18 @@ def _split(X, Y, s: Settings, backend: str, resume) -> tuple:
     if s.validation_fraction is None:
         return X, Y, None
     X, Y, Xv, Yv = _data.split(X, Y, s.validation_fraction, s.seed, s.output)
-    history = ((), ())
-    if resume is not None and resume.val_scores is not None:
-        history = (resume.val_losses, resume.val_scores)
+    history = val_history(resume)
     if backend == "numba":  # the split's copies are C-contiguous already
         X, Y, Xv, Yv = (np.ascontiguousarray(a) for a in (X, Y, Xv, Yv))
     return X, Y, Holdout(Xv, Yv, s, backend, history)
+
+
+def val_history(resume) -> tuple:
+    """(val_losses, val_scores) of the run resumed from, which the validation record
+    continues (empty for a new run, or one resumed from a run without validation)."""
+    if resume is not None and resume.val_scores is not None:
+        return (resume.val_losses, resume.val_scores)
+    return ((), ())
 
 
 @contextlib.contextmanager

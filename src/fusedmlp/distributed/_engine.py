@@ -124,8 +124,7 @@ class Engine:
         shared = self.settings.to_dict()
         held = self.client.submit(_heldout.Held, self._parts, shared, actor=True, pure=False)
         self.kept.append(held)
-        with self.client.as_current():  # an actor binds to the current client
-            actor = held.result()
+        actor = self._actor(held)
         self._evaluate = lambda flat: actor.evaluate(flat, self.sizes).result()
         self._rebuild_eval = self._rebuild_held
 
@@ -180,8 +179,12 @@ class Engine:
             self.holders.append(
                 self.client.submit(_worker.Holder, f, actor=True, pure=False, **place)
             )
+        self.actors = [self._actor(h) for h in self.holders]
+
+    def _actor(self, future):
+        """The actor of a future submitted with actor=True."""
         with self.client.as_current():  # an actor binds to the current client
-            self.actors = [h.result() for h in self.holders]
+            return future.result()
 
     def grads(self, p: dict) -> tuple[np.ndarray, float]:
         """(sums, slowest piece's compute seconds): the loss and gradient sums of all m
@@ -224,11 +227,10 @@ class Engine:
 
         return run
 
-    def batch_runner(self, p: dict, state, settings):
+    def batch_runner(self, p: dict, state):
         """``run(n_epochs, losses, first)`` for mini-batch epochs: all the samples in one
         piece on one worker, behind a ``_worker.Batches`` actor that runs the compiled
         mini-batch kernel from the parameters and state sent with each call."""
-        self._shared = settings.to_dict()
         self._rebuild_batches()
 
         def run(n_epochs: int, losses: np.ndarray, first: int = 0) -> tuple[int, int]:
@@ -277,11 +279,11 @@ class Engine:
                 rebuild()
 
     def _rebuild_batches(self) -> None:
-        self._batches = batches = self._whole_actor(self._shared)
+        self._batches = batches = self._whole_actor()
         self._evaluate = lambda flat: batches.evaluate(flat).result()
         self._rebuild_eval = self._rebuild_batches
 
-    def _whole_actor(self, settings: dict):
+    def _whole_actor(self):
         """The Batches actor over one piece of all m samples (built, or built again)."""
         if not self.futures:
             spec = dict(self.spec, bounds=np.array([0, 1], dtype=np.int64))
@@ -289,11 +291,11 @@ class Engine:
             self.futures = [self.source.piece(self.client, 0, self.m, spec, worker)]
             self.ranges = [(0, self.m)]
         self._wait_pieces()
+        shared = self.settings.to_dict()
         self.holders = [
-            self.client.submit(_worker.Batches, self.futures[0], settings, actor=True, pure=False)
+            self.client.submit(_worker.Batches, self.futures[0], shared, actor=True, pure=False)
         ]
-        with self.client.as_current():  # an actor binds to the current client
-            return self.holders[0].result()
+        return self._actor(self.holders[0])
 
     def _roomiest(self) -> str:
         """The worker for the one piece of all the samples (see ``roomiest``)."""

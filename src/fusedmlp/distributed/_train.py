@@ -89,7 +89,7 @@ def train(
             history = np.zeros(0) if resume is None else trainer._history(resume)
             first = len(history)
             if whole:
-                run = engine.batch_runner(p, state, settings)
+                run = engine.batch_runner(p, state)
                 m = engine._batches.train_size().result()
             else:
                 if settings.validation_fraction is None:
@@ -99,7 +99,7 @@ def train(
                 m = engine.m
                 run = engine.runner(p, state, lambda: ctrl_c.hit, timings)
             if settings.validation_fraction is not None:
-                holdout = engine.holdout(_val_history(resume))
+                holdout = engine.holdout(trainer.val_history(resume))
             if resume is not None and "lr" in given:
                 state.new_rate(settings.lr, first, m)
             buf = _driver.Losses(history, first + epochs)
@@ -114,13 +114,6 @@ def train(
         finally:
             engine.close()
         return trainer._finish(result, buf, done, status, state, holdout)
-
-
-def _val_history(resume) -> tuple:
-    """The resumed run's validation record, as one process continues it."""
-    if resume is not None and resume.val_scores is not None:
-        return (resume.val_losses, resume.val_scores)
-    return ((), ())
 
 
 def _client(client, how: str = " or pass client="):
