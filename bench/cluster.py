@@ -21,6 +21,11 @@ would hide dask's ``distributed`` package from the workers.)
    thread, epochs with validation_fraction=0.1 against epochs without, beside the same
    pair in one process with 2 threads; median of 20 epochs after 2 (from the times
    between callbacks).
+5. Mini-batches (the samples stay spread; each epoch streams to one worker a window at
+   a time, ``fusedmlp.distributed._stream``): planar float32, m = 10^6, batches of 200,
+   adam, 2 workers x 1 thread against one process with 2 threads; and a 64-64-10
+   softmax network (digits' shape), m = 10^5, float32, batches of 200. Median of 20
+   epochs after 2, as in 4.
 
 Writes bench/results/distributed.json and bench/results/distributed.md (the section
 make_results.py puts in RESULTS.md).
@@ -128,6 +133,24 @@ def validation(m: int) -> dict:
     return out
 
 
+def batches(m: int) -> dict:
+    """Seconds per mini-batch epoch (batches of 200, adam), one process (2 threads)
+    against 2 workers x 1 thread: planar float32 at m, and 64-64-10 softmax at m / 10."""
+    X, Y = datasets.planar(m=m, seed=1)
+    X = X.astype(np.float32)
+    rng = np.random.default_rng(1)
+    Xw = rng.normal(size=(64, m // 10)).astype(np.float32)
+    labels = (Xw[:10].argmax(axis=0) + (Xw[10] > 1)) % 10
+    wide = dict(hidden=64, output="softmax", activation="relu")
+    kw = dict(batch_size=200, optimizer="adam", lr=0.001)
+    out = {"m": m, "one_s": _epoch_s(X, Y, **kw), "wide_one_s": _epoch_s(Xw, labels, **kw, **wide)}
+    with local_cluster(2) as cluster, Client(cluster) as client:
+        out["cluster_s"] = _epoch_s(da.from_array(X, chunks=(2, m // 4)), Y, client, **kw)
+        Xd = da.from_array(Xw, chunks=(64, m // 40))
+        out["wide_cluster_s"] = _epoch_s(Xd, labels, client, **kw, **wide)
+    return out
+
+
 LAN_RTT_S = 2e-4  # assumed extra round trip per worker call on a real network (10 GbE)
 ROW_BYTES_PER_S = 1e9  # assumed bandwidth into the client for the gradient rows
 
@@ -209,6 +232,17 @@ def held_markdown(v: dict) -> str:
     )
 
 
+def batches_markdown(b: dict) -> str:
+    return (
+        f"\nMini-batches (batches of 200, adam; the samples stay spread and stream to one "
+        f"worker, a window of batches at a time): planar float32, m = {b['m']:.0e}: one "
+        f"process {b['one_s'] * 1e3:.1f} ms per epoch, 2 workers x 1 thread "
+        f"{b['cluster_s'] * 1e3:.1f} ms ({b['cluster_s'] / b['one_s']:.2f}x); 64-64-10 "
+        f"softmax float32, m = {b['m'] // 10:.0e}: {b['wide_one_s'] * 1e3:.1f} ms against "
+        f"{b['wide_cluster_s'] * 1e3:.1f} ms ({b['wide_cluster_s'] / b['wide_one_s']:.2f}x).\n"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -216,7 +250,9 @@ def main() -> int:
     ap.add_argument("--m", type=float, default=1e8, help="samples of the large point")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--skip-large", action="store_true")
-    ap.add_argument("--val-m", type=float, default=1e6, help="samples of the validation point")
+    ap.add_argument(
+        "--val-m", type=float, default=1e6, help="samples of the validation and batch points"
+    )
     args = ap.parse_args()
     points = [overhead(w) for w in args.workers]
     for p in points:
@@ -228,13 +264,15 @@ def main() -> int:
         print(big, flush=True)
     held = validation(int(args.val_m))
     print(held, flush=True)
+    mini = batches(int(args.val_m))
+    print(mini, flush=True)
     fit = model(points, big)
     machine = machine_info()
     OUT.mkdir(exist_ok=True)
     record = {"overhead": points, "large": big, "model": fit, "validation": held,
-              "machine": machine}  # fmt: skip
+              "batches": mini, "machine": machine}  # fmt: skip
     (OUT / "distributed.json").write_text(json.dumps(record, indent=1))
-    page = markdown(points, big, fit, machine) + held_markdown(held)
+    page = markdown(points, big, fit, machine) + held_markdown(held) + batches_markdown(mini)
     (OUT / "distributed.md").write_text(page)
     print(page)
     return 0

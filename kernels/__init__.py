@@ -59,7 +59,7 @@ from .mlp import (
     n_params,
     sigmoid_yardstick,
 )
-from .piece import finish_epoch, piece_grads, piece_grads_serial
+from .piece import finish_epoch, piece_grads, piece_grads_serial, train_window
 from .train import train_batches, train_epochs, train_epochs_parallel
 
 __all__ = [
@@ -119,6 +119,7 @@ __all__ = [
     "piece_grads_serial",
     "train",
     "train_batches",
+    "train_window",
     "train_epochs",
     "train_epochs_parallel",
     "wide",

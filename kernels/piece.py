@@ -12,13 +12,17 @@ the rows are bit-identical, and the client adds them in chunk order as
     partials (n_rows, n_par + 1) float64 output: one row per chunk of the piece
     bounds (n_rows + 1,) int64: chunk i is the piece's blocks [bounds[i], bounds[i + 1])
     scale: the D2 factor of the whole data set (2/m or 1/m, m all the samples), X's dtype
+
+Mini-batch epochs on a cluster stream each epoch's samples, in the epoch's order, to one
+worker a window at a time; ``train_window`` runs a window's batches with one process's
+batch code (train._run_batches) and closes the epoch with its code (_close_epoch).
 """
 
 from numba import prange
 
 from .config import jit
-from .mlp import _scratch, block_grads
-from .train import _finish_epoch
+from .mlp import OK, SCHEDULE_STOP, _scratch, block_grads
+from .train import _close_epoch, _finish_epoch, _run_batches, _update_scratch
 
 _serial = jit(nogil=True)
 _parallel = jit(nogil=True, parallel=True)
@@ -57,3 +61,28 @@ def finish_epoch(
     return _finish_epoch(
         losses, e, grad, W1, b1, W2, b2, new, fresh, m, first, codes, hyper, moments, clock
     )
+
+
+@_serial
+def train_window(
+    losses, partials, W1, b1, W2, b2, X, Y, kind, plan, e, first, codes, hyper, moments,
+    clock, idx, batch, Xb, Yb, parallel, total, m, end,
+):  # fmt: skip
+    """The batches of one window of mini-batch epoch first + e, as train_batches runs
+    them: idx (n_w,) the window's samples in the epoch's order, as columns of X (a whole
+    number of batches, but for the epoch's last window); total the epoch's sum of batch
+    losses times sizes so far; m the epoch's samples; with ``end`` (the last window),
+    losses[e] and the schedule's step. Returns (status, total): OK, a failed update's
+    status (losses[e] then holds its batch's loss), or SCHEDULE_STOP."""
+    scratch = _scratch(W1, W2, X, plan)
+    grad, new, fresh = _update_scratch(partials, W1)
+    total, loss, status = _run_batches(
+        grad, partials, scratch, new, fresh, W1, b1, W2, b2, X, Y, kind, plan, idx, batch, Xb,
+        Yb, parallel, total, codes, hyper, moments, clock,
+    )  # fmt: skip
+    if status != OK:
+        losses[e] = loss
+        return status, total
+    if end and _close_epoch(losses, e, total, m, first, codes, hyper, clock):
+        return SCHEDULE_STOP, total
+    return OK, total

@@ -165,34 +165,64 @@ def train_batches(
     ``parallel``, each batch's chunks run in parallel (the same chunks and sums, so the
     same bits): worth a thread launch per batch once a batch costs more than one."""
     m = X.shape[1]
-    n_par = partials.shape[1] - 1
     scratch = _scratch(W1, W2, X, plan)
-    grad = np.empty(n_par + 1)
-    new = np.empty(n_par, W1.dtype)
-    fresh = np.empty((2, n_par))
+    grad, new, fresh = _update_scratch(partials, W1)
     for e in range(n_epochs):
-        total = 0.0
-        for start in range(0, m, batch):
-            n = min(batch, m - start)
-            idx = orders[e, start : start + n]
-            # the batch in the same C-contiguous layout as a whole data set, so the chunk
-            # code runs the same vectorised, BLAS-fed machine code (a column slice of a
-            # 2-D scratch would be non-contiguous: measured 2x slower)
-            Xn = Xb[: X.shape[0] * n].reshape((X.shape[0], n))
-            Yn = _gather_targets(Yb, Y, idx)
-            loss = _batch_grads(
-                grad, partials, scratch, W1, b1, W2, b2, Xn, Yn, X, idx, kind, plan, parallel
-            )
-            loss += penalty(W1, W2, hyper[ALPHA], n)
-            status = update(W1, b1, W2, b2, new, fresh, grad, n, codes, hyper, moments, clock)
-            if status != OK:
-                losses[e] = loss
-                return e, status
-            total += loss * n
-        losses[e] = total / m
-        if epoch_end(losses[e], first + e, m, codes, hyper, clock):
+        total, loss, status = _run_batches(
+            grad, partials, scratch, new, fresh, W1, b1, W2, b2, X, Y, kind, plan, orders[e],
+            batch, Xb, Yb, parallel, 0.0, codes, hyper, moments, clock,
+        )  # fmt: skip
+        if status != OK:
+            losses[e] = loss
+            return e, status
+        if _close_epoch(losses, e, total, m, first, codes, hyper, clock):
             return e + 1, SCHEDULE_STOP
     return n_epochs, OK
+
+
+@_inner
+def _update_scratch(partials, W1):
+    """(grad, new, fresh): the sums, and update's scratch, for n_par parameters."""
+    n_par = partials.shape[1] - 1
+    return np.empty(n_par + 1), np.empty(n_par, W1.dtype), np.empty((2, n_par))
+
+
+@_inner
+def _run_batches(
+    grad, partials, scratch, new, fresh, W1, b1, W2, b2, X, Y, kind, plan, idx, batch, Xb,
+    Yb, parallel, total, codes, hyper, moments, clock,
+):  # fmt: skip
+    """The batches of the samples idx in turn (of ``batch`` samples, the last one may be
+    short), each gathered, summed and applied; (total, loss, status): total plus each
+    batch's loss times its size, and on a failed update the failing batch's loss."""
+    for start in range(0, idx.shape[0], batch):
+        n = min(batch, idx.shape[0] - start)
+        ids = idx[start : start + n]
+        # the batch in the same C-contiguous layout as a whole data set, so the chunk
+        # code runs the same vectorised, BLAS-fed machine code (a column slice of a
+        # 2-D scratch would be non-contiguous: measured 2x slower)
+        Xn = Xb[: X.shape[0] * n].reshape((X.shape[0], n))
+        Yn = _gather_targets(Yb, Y, ids)
+        loss = _batch_grads(
+            grad, partials, scratch, W1, b1, W2, b2, Xn, Yn, X, ids, kind, plan, parallel
+        )
+        loss += penalty(W1, W2, hyper[ALPHA], n)
+        status = update(W1, b1, W2, b2, new, fresh, grad, n, codes, hyper, moments, clock)
+        if status != OK:
+            return total, loss, status
+        total += loss * n
+    return total, 0.0, OK
+
+
+@_inner
+def _close_epoch(losses, e, total, m, first, codes, hyper, clock):
+    """losses[e], the mean of the epoch's batch losses, and the schedule's step; True
+    when the adaptive schedule stops training. The mean is _mean's exact division: a
+    kernel that closes an epoch streamed in parts (piece.train_window) gets the same
+    bits (a plain ``total / m`` may become a multiply by a hoisted 1/m in one kernel and
+    not in another)."""
+    losses[e] = _mean(total, m)
+    return epoch_end(losses[e], first + e, m, codes, hyper, clock)
 
 
 @_parallel

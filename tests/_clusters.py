@@ -80,9 +80,9 @@ def same(a, b):
 
 
 def actor_kinds(c) -> list[str]:
-    """The kinds of the actors this client holds now (Holder, Held, Batches)."""
+    """The kinds of the actors this client holds now (Holder, Held, Stream)."""
     kinds = (str(k).split("-")[0] for k in list(c.futures))
-    return sorted(k for k in kinds if k in ("Holder", "Held", "Batches"))
+    return sorted(k for k in kinds if k in ("Holder", "Held", "Stream"))
 
 
 def write_shards(tmp_path, X, Y, cuts, kind):

@@ -25,7 +25,7 @@ from distributed import Client
 
 import fusedmlp
 from fusedmlp import datasets
-from fusedmlp.distributed import _engine, _worker, local_cluster
+from fusedmlp.distributed import _engine, _stream, _worker, local_cluster
 
 
 @pytest.mark.parametrize("optimizer", ["gd", "momentum", "nesterov", "adam"])
@@ -54,13 +54,23 @@ def test_any_number_of_workers(client, flower, n_workers):
 
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_mini_batches_as_in_one_process(client, flower, optimizer, dtype):
+def test_mini_batches_as_in_one_process(client, flower, optimizer, dtype, monkeypatch):
+    """The samples stay in pieces on all three workers and stream to one Stream actor, a
+    window of batches at a time (small windows here: many per epoch, the last one
+    short); the same bits as one process, resume included."""
     X, Y = flower
     X = X.astype(dtype)
     kw = dict(epochs=4, seed=7, optimizer=optimizer, lr=0.01, batch_size=500, alpha=1e-4)
     one = reference(client, X, Y, **kw)
+    sizes = []
+    real = _stream.window_size
+    monkeypatch.setattr(_stream, "window_size", lambda *a: sizes.append(real(*a)) or sizes[-1])
+    monkeypatch.setattr(_stream, "WINDOW_BYTES", 3 * 500 * (3 * X.itemsize + 4))
+    seen = []
+    kw["callback"] = lambda e, L, p: seen.append(actor_kinds(client)) and False
     Xd = da.from_array(X, chunks=(2, 3000))
     same(one, fusedmlp.train(Xd, Y, client=client, **kw))
+    assert sizes == [1500] and seen[0] == ["Holder", "Holder", "Holder", "Stream"]
     part = fusedmlp.train(Xd, Y, client=client, **dict(kw, epochs=1))
     same(one, fusedmlp.train(Xd, Y, client=client, epochs=3, resume=part))
 

@@ -88,7 +88,7 @@ def test_killed_worker_costs_a_retry_not_the_run(flower, extra, monkeypatch):
     def counted(real):
         return lambda self, *a: builds.append(1) or real(self, *a)
 
-    for name in ("_hold", "_whole_actor", "_rebuild_held"):
+    for name in ("_hold", "_make_stream", "_rebuild_held"):
         monkeypatch.setattr(_engine.Engine, name, counted(getattr(_engine.Engine, name)))
     kw = dict(epochs=30, seed=3, optimizer="adam", lr=0.01, log_every=5, **extra)
     before = children()
@@ -98,7 +98,7 @@ def test_killed_worker_costs_a_retry_not_the_run(flower, extra, monkeypatch):
 
         def kill(epoch, loss, p):
             if epoch == 10:  # the worker of an actor (with validation, the held-out one's)
-                actors = sorted(k for k in c.who_has() if str(k).startswith(("H", "Batches")))
+                actors = sorted(k for k in c.who_has() if str(k).startswith("H"))
                 os.kill(pids[sorted(c.who_has()[actors[0]])[0]], signal.SIGKILL)
             seen.append(epoch)
 
@@ -108,8 +108,9 @@ def test_killed_worker_costs_a_retry_not_the_run(flower, extra, monkeypatch):
         assert np.array_equal(got.val_scores, one.val_scores)  # None, or the same
         assert seen == [0, 5, 10, 15, 20, 25]
     # built once, and again after the kill (with validation: the pieces' actors and the
-    # held-out one, each once more: every piece left on the killed worker was lost)
-    assert len(builds) == (4 if "validation_fraction" in extra else 2)
+    # held-out one, each once more: every piece left on the killed worker was lost; with
+    # mini-batches: the pieces' actors and the Stream over them)
+    assert len(builds) == (2 if not extra else 4)
     no_children_left(before)
 
 
@@ -247,15 +248,12 @@ def test_partial_fit_on_dask_arrays(client):
 
 
 def test_data_too_large_for_the_one_worker_is_refused_before_loading(client):
-    # mini-batches and the estimators' fits bring all the samples to one worker: data that
-    # cannot fit there is refused with the fix, and nothing is computed
+    # the estimators' fits bring all the samples to one worker: data that cannot fit
+    # there is refused with the fix, and nothing is computed
     info = client.scheduler_info(n_workers=-1)["workers"].values()
     limit = max(int(w["memory_limit"]) for w in info)
     m = limit // (64 * 8) + 1
     X = da.zeros((64, m), chunks=(64, 2**20))
-    with pytest.raises(MemoryError, match="mini-batches run on one worker.*leave batch_size"):
-        fusedmlp.train(X, da.zeros(m, dtype=np.int64, chunks=2**20), client=client,
-                       output="softmax", hidden=8, batch_size=200, epochs=1)  # fmt: skip
     from fusedmlp.sklearn import FusedMLPClassifier
 
     with client.as_current(), pytest.raises(MemoryError, match="an estimator's fit runs on"):

@@ -178,17 +178,31 @@ def epoch_runner(
     return run
 
 
-def _batch_runner(W1, b1, W2, b2, X, Y, kind, opt, batch: int, seed: int):
-    """``run`` for mini-batch epochs (see epoch_runner)."""
-    m = X.shape[1]
+def epoch_order(seed: int, epoch: int, m: int) -> np.ndarray:
+    """The order in which mini-batch epoch ``epoch`` visits m samples: from (seed,
+    epoch) only, so a resumed run (or a cluster's worker) shuffles as an uninterrupted
+    one."""
+    return np.random.default_rng([seed, epoch]).permutation(m)
+
+
+def _batch_setup(W1, W2, X, Y, batch: int) -> tuple:
+    """(plan, parallel, partials, Xb, Yb) for batches of ``batch`` samples of X, Y (only
+    their rows and dtypes are read): a batch's plan, whether its chunks run on threads
+    (once a batch costs more than a thread launch), the rows, the gather scratch."""
     n_h, n_x = W1.shape
     n_y = W2.shape[0]
     plan = _k.config.batch_plan(n_x, n_h, n_y, X.dtype.itemsize, batch)
-    # threads per batch once a batch costs more than a thread launch
     parallel = batch > _k.config.serial_max_m(n_x, n_h, n_y) and plan[2] > 1
     _, partials = _c._scratch(W1, W2, plan)
     Xb = np.empty(X.shape[0] * batch, X.dtype)  # flat: see kernels.train._gather
     Yb = np.empty(batch, np.int64) if Y.ndim == 1 else np.empty(Y.shape[0] * batch, Y.dtype)
+    return plan, parallel, partials, Xb, Yb
+
+
+def _batch_runner(W1, b1, W2, b2, X, Y, kind, opt, batch: int, seed: int):
+    """``run`` for mini-batch epochs (see epoch_runner)."""
+    m = X.shape[1]
+    plan, parallel, partials, Xb, Yb = _batch_setup(W1, W2, X, Y, batch)
 
     def run(n_epochs: int, losses: np.ndarray, first: int = 0, orders=None) -> tuple[int, int]:
         _checked(n_epochs, losses)
@@ -197,8 +211,7 @@ def _batch_runner(W1, b1, W2, b2, X, Y, kind, opt, batch: int, seed: int):
         if orders is None:
             orders = np.empty((n_epochs, m), np.int64)
             for i in range(n_epochs):
-                # from (seed, epoch) only: a resumed run shuffles as an uninterrupted one
-                orders[i] = np.random.default_rng([seed, first + i]).permutation(m)
+                orders[i] = epoch_order(seed, first + i, m)
         else:
             orders = _checked_orders(orders, n_epochs, m)
         threads = parallel and not _c._SERIAL_ONLY
@@ -211,6 +224,32 @@ def _batch_runner(W1, b1, W2, b2, X, Y, kind, opt, batch: int, seed: int):
         return int(n_done), int(status)
 
     return run
+
+
+def window_runner(p: dict, Y0: np.ndarray, kind: tuple, state: OptState, batch: int):
+    """For an epoch streamed in windows (``fusedmlp.distributed``'s mini-batches):
+    ``step(X, Y, idx, losses, e, first, total, m, end) -> (status, total)`` runs the
+    batches of one window with the mini-batch kernel's code (``kernels.train_window``).
+    p holds the parameters (C-contiguous, the working dtype; updated in place), Y0 is a
+    target array of no samples in the targets' form (class indices or rows)."""
+    W1, b1, W2, b2 = (p[k] for k in ("W1", "b1", "W2", "b2"))
+    X0 = np.empty((W1.shape[1], 0), W1.dtype)
+    plan, parallel, partials, Xb, Yb = _batch_setup(W1, W2, X0, Y0, batch)
+    opt = (state.codes, state.hyper, state.moments, state.clock)
+
+    def step(X, Y, idx, losses, e: int, first: int, total: float, m: int, end: bool):
+        # idx indexes X unchecked in the kernel: the caller builds it from X's columns
+        _c._check(idx.shape[0] <= X.shape[1] and idx.dtype == np.int64, "bad window")
+        threads = parallel and not _c._SERIAL_ONLY
+        turn = _c._LOCK if threads else contextlib.nullcontext()
+        with turn, _c._blas_threads(plan):
+            status, total = _k.train_window(
+                losses, partials, W1, b1, W2, b2, X, Y, kind, plan, e, first, *opt, idx,
+                batch, Xb, Yb, threads, total, m, end,
+            )  # fmt: skip
+        return int(status), float(total)
+
+    return step
 
 
 def _checked_orders(orders, n_epochs: int, m: int) -> np.ndarray:

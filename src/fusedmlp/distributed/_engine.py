@@ -23,7 +23,7 @@ from .. import kernels as _k
 from .._holdout import Holdout
 from .._optstate import PARAMS
 from ..kernels import OK
-from . import _heldout, _worker
+from . import _heldout, _stream, _worker
 
 RETRIES = 3  # failed calls in a row before an epoch gives up
 
@@ -60,8 +60,9 @@ class Engine:
         self.kept: list = []  # futures the pieces are made from (a split's)
         self._parts: list = []  # a split's held-out parts
         # evaluate(flat) -> (loss, score) on the held-out samples, and how to rebuild
-        # its actor; the mini-batch runner's actor (set when there is one)
-        self._evaluate = self._rebuild_eval = self._batches = None
+        # its actor; the mini-batch epochs' actor and its future (when there is one)
+        self._evaluate = self._rebuild_eval = self._stream = self._streamer = None
+        self.starts: list = []  # each piece's first training sample
         self.retries = 0
         self._sized(source.m)
 
@@ -91,6 +92,7 @@ class Engine:
             spec = dict(self.spec, bounds=bounds)
             self.futures.append(self.source.piece(self.client, lo, hi, spec, workers[i]))
             self.ranges.append((lo, hi))
+            self.starts.append(lo)
         self._hold()
 
     def load_split(self) -> None:
@@ -115,6 +117,7 @@ class Engine:
             self._parts.append(c.submit(_heldout.held_of, both))
             self.kept += [keep, both]
             self.ranges.append((a, b))
+            self.starts.append(cuts[i][0])
         self._hold()
         self._rebuild_held()
 
@@ -227,18 +230,18 @@ class Engine:
 
         return run
 
-    def batch_runner(self, p: dict, state):
-        """``run(n_epochs, losses, first)`` for mini-batch epochs: all the samples in one
-        piece on one worker, behind a ``_worker.Batches`` actor that runs the compiled
-        mini-batch kernel from the parameters and state sent with each call."""
-        self._rebuild_batches()
+    def stream_runner(self, p: dict, state):
+        """``run(n_epochs, losses, first)`` for mini-batch epochs (call after ``load`` or
+        ``load_split``): a ``_stream.Stream`` actor runs them, the samples streamed to it
+        from the pieces; it starts from the parameters and state sent with each call."""
+        self._make_stream()
 
         def run(n_epochs: int, losses: np.ndarray, first: int = 0) -> tuple[int, int]:
             flat = _worker.flatten(p)
             sent = (state.moments, state.clock, state.hyper)
             out = self._retrying(
-                lambda: self._batches.call(n_epochs, first, flat, sent).result(),
-                self._rebuild_batches,
+                lambda: self._stream.call(n_epochs, first, flat, sent).result(),
+                self._rebuild_stream,
             )
             got, n_done, status, flat, after = out
             losses[:n_epochs] = got
@@ -250,8 +253,8 @@ class Engine:
         return run
 
     def holdout(self, history):
-        """A ``Holdout`` whose samples stay on a worker (call after ``load_split`` or
-        ``batch_runner``): the driver's record of the scores and the best parameters
+        """A ``Holdout`` whose samples stay on a worker (call after ``load_split``): the
+        driver's record of the scores and the best parameters
         lives here, each epoch's evaluation runs there."""
         engine = self
 
@@ -278,43 +281,31 @@ class Engine:
                 self.retries += 1
                 rebuild()
 
-    def _rebuild_batches(self) -> None:
-        self._batches = batches = self._whole_actor()
-        self._evaluate = lambda flat: batches.evaluate(flat).result()
-        self._rebuild_eval = self._rebuild_batches
+    def _rebuild_stream(self) -> None:
+        """After a failed call: the pieces' holders, then the Stream actor over them."""
+        self._hold()
+        self._make_stream()
 
-    def _whole_actor(self):
-        """The Batches actor over one piece of all m samples (built, or built again)."""
-        if not self.futures:
-            spec = dict(self.spec, bounds=np.array([0, 1], dtype=np.int64))
-            worker = self._roomiest()
-            self.futures = [self.source.piece(self.client, 0, self.m, spec, worker)]
-            self.ranges = [(0, self.m)]
-        self._wait_pieces()
+    def _make_stream(self) -> None:
+        """The Stream actor over the pieces' holders."""
+        spec = dict(self.spec, labels=self.source.y_rows is None)
         shared = self.settings.to_dict()
-        self.holders = [
-            self.client.submit(_worker.Batches, self.futures[0], shared, actor=True, pure=False)
-        ]
-        return self._actor(self.holders[0])
-
-    def _roomiest(self) -> str:
-        """The worker for the one piece of all the samples (see ``roomiest``)."""
-        s = self.source
-        per_sample = s.n_x * s.x_dtype.itemsize + (8 if s.y_rows is None else s.y_rows * 8)
-        return roomiest(
-            self.client, 2 * s.m * per_sample,
-            f"mini-batches run on one worker, which holds all {s.m} samples",
-            "Train with full batches (leave batch_size out: the samples stay spread over "
-            "the workers), or give a worker more memory (memory_limit=).",
-        )  # fmt: skip
+        starts = [*self.starts, self.m]
+        w = _stream.window_size(spec, self.settings.batch_size, self.m)
+        self._streamer = self.client.submit(
+            _stream.Stream, self.holders, starts, shared, spec, w, actor=True, pure=False
+        )
+        self._stream = self._actor(self._streamer)
 
     def close(self) -> None:
         """Let the workers drop the pieces and the actors (each ``Actor`` object holds a
         future of its own, so no reference to one may outlive the run)."""
         self.actors = []
-        self._evaluate = self._rebuild_eval = self._batches = None
+        self._evaluate = self._rebuild_eval = self._stream = None
+        streamer = [self._streamer] if self._streamer is not None else []
+        self._streamer = None
         # released, not cancelled: another run may already want the same keys
-        for f in self.holders + self.futures + self.kept + self._parts:
+        for f in streamer + self.holders + self.futures + self.kept + self._parts:
             f.release()
         self.futures, self.holders, self.ranges, self.kept, self._parts = [], [], [], [], []
         # an actor's method calls leave reference cycles inside distributed (a bound call

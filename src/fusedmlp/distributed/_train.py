@@ -81,22 +81,19 @@ def train(
         start = resume.params if resume is not None else init
         p = _params(source, hidden, settings, start, client)
         engine = Engine(client, source, p, settings)
-        # a mini-batch needs its samples in one place: one worker holds them all
-        whole = settings.batch_size is not None and settings.batch_size < source.m
-        holdout, m = None, source.m
+        holdout = None
         try:
             state = OptState(settings, p, None if resume is None else resume.state)
             history = np.zeros(0) if resume is None else trainer._history(resume)
             first = len(history)
-            if whole:
-                run = engine.batch_runner(p, state)
-                m = engine._batches.train_size().result()
+            if settings.validation_fraction is None:
+                engine.load()
             else:
-                if settings.validation_fraction is None:
-                    engine.load()
-                else:
-                    engine.load_split()
-                m = engine.m
+                engine.load_split()
+            m = engine.m
+            if settings.batch_size is not None and settings.batch_size < m:
+                run = engine.stream_runner(p, state)  # a window of samples at a time
+            else:
                 run = engine.runner(p, state, lambda: ctrl_c.hit, timings)
             if settings.validation_fraction is not None:
                 holdout = engine.holdout(trainer.val_history(resume))

@@ -18,7 +18,7 @@ import numpy as np
 from .. import _data, outofcore
 from .._optstate import PARAMS
 
-__all__ = ["Batches", "Holder", "Piece", "blas_threads", "build_piece", "labels_top", "piece_rows"]
+__all__ = ["Holder", "Piece", "blas_threads", "build_piece", "labels_top", "piece_rows"]
 __all__ += ["flatten", "n_params", "open_shard", "put", "shard_header", "shard_name", "unflatten"]
 __all__ += ["worker_threads"]
 
@@ -183,69 +183,21 @@ class Holder:
     def __init__(self, piece: Piece) -> None:
         self.piece = piece
         self.threads = worker_threads()  # here, in a task: the actor's own calls run elsewhere
+        self._order, self._order_of = None, None  # the last mini-batch epoch's order
 
     def rows(self, flat: np.ndarray) -> tuple:
         return piece_rows(self.piece, flat, self.threads)
 
+    def window(self, seed: int, e: int, a: int, b: int, lo: int, m: int) -> tuple:
+        """This piece's samples of window [a, b) of mini-batch epoch e over m samples
+        (the piece's first is sample lo): ``_stream.take``. The epoch's order is drawn
+        here once, as one process draws it."""
+        from .._compiled_train import epoch_order
+        from ._stream import take
 
-class Batches:
-    """A dask actor holding all the samples (one piece of [0, m)) and the compiled
-    mini-batch runner over them: a batch needs its samples in one place, and is too
-    small to share out over machines. Each ``call`` starts from the parameters and
-    optimizer state it is sent, so the client's copy stays the truth (a call made
-    again after a lost worker starts from the same point and gives the same bits)."""
-
-    def __init__(self, piece: Piece, settings: dict) -> None:
-        from .._compiled_train import epoch_runner
-        from .._optstate import OptState
-        from ..settings import Settings
-
-        s = Settings.from_dict(settings)
-        self.sizes = piece.sizes
-        self.p = unflatten(np.zeros(n_params(self.sizes)), self.sizes, piece.X.dtype)
-        self.state = OptState(s, self.p)
-        X, Y, self.holdout = self._split(piece, s)
-        self.m = X.shape[1]
-        self.run = epoch_runner(
-            self.p, X, Y, s.activation, s.loss, output=s.output, state=self.state,
-            batch_size=s.batch_size, seed=s.seed,
-        )  # fmt: skip
-        self.threads = worker_threads()
-
-    @staticmethod
-    def _split(piece: Piece, s) -> tuple:
-        """(X, Y, Holdout or None): the training samples and the held-out ones, split
-        as ``train`` splits them in one process."""
-        if s.validation_fraction is None:
-            return piece.X, piece.Y, None
-        from .._holdout import Holdout
-
-        X, Y, Xv, Yv = _data.split(piece.X, piece.Y, s.validation_fraction, s.seed, s.output)
-        X, Y, Xv, Yv = (np.ascontiguousarray(a) for a in (X, Y, Xv, Yv))
-        return X, Y, Holdout(Xv, Yv, s, "numba")
-
-    def train_size(self) -> int:
-        """The samples trained on (all, or those not held out)."""
-        return self.m
-
-    def evaluate(self, flat: np.ndarray) -> tuple[float, float]:
-        """(loss, score) on the held-out samples of the parameters ``flat``."""
-        return self.holdout.evaluate(unflatten(flat, self.sizes, self.p["W1"].dtype))
-
-    def call(self, n: int, first: int, flat: np.ndarray, state: tuple) -> tuple:
-        """n epochs from epoch ``first``: (losses, n_done, status, flat, state) after."""
-        from ..trainer import _threads as numba_threads
-
-        put(self.p, flat)
-        for mine, sent in zip((self.state.moments, self.state.clock, self.state.hyper), state,
-                              strict=True):  # fmt: skip
-            mine[...] = sent
-        losses = np.zeros(n)
-        with numba_threads(self.threads):
-            n_done, status = self.run(n, losses, first)
-        after = (self.state.moments.copy(), self.state.clock.copy(), self.state.hyper.copy())
-        flat = flatten(self.p)
-        return losses, n_done, status, flat, after
+        if self._order_of != (seed, e, m):
+            self._order, self._order_of = epoch_order(seed, e, m), (seed, e, m)
+        return take(self.piece, self._order, a, b, lo)
 
 
 def piece_rows(piece: Piece, flat: np.ndarray, threads: int = 1) -> tuple:
