@@ -34,19 +34,22 @@ How it runs (``_engine``):
   held-out ones aside; those meet on one worker, behind an actor that scores each
   epoch's parameters with one process's code. The record of the scores and the best
   parameters stay on the client. The same split, scores and bits as one process.
-- Mini-batches (``batch_size`` below m) need every sample of a batch in one place, and
-  a batch is too little arithmetic to share out over machines (an epoch of batches is
-  a chain of updates, each waiting for the last: a round trip per batch would cost
-  more than the batch). So all the samples go to one worker, once, as one piece,
-  where a dask actor (with validation, after splitting off the held-out samples as one
-  process does) runs the compiled epoch kernels, many epochs per call, from the
-  parameters and optimizer state the client sends (the client's copy stays the truth:
-  a call repeated after a lost worker gives the same bits). The shuffles are one
-  process's, drawn from (seed, epoch). This is one worker's speed, not the cluster's,
-  and needs the data in one worker's memory (the roomiest worker's; data too large for
-  it is a MemoryError before anything loads).
+- Mini-batches (``batch_size`` below m) keep the samples spread too (``_stream``). An
+  epoch of batches is a chain of updates, each waiting for the last, and a batch is
+  too little arithmetic to share out (a round trip per batch would cost more than the
+  batch), so the batches run on one worker, behind a ``Stream`` actor, in the order one
+  process runs them (shuffled from (seed, epoch)). What moves is the data: the pieces'
+  holders send it each epoch's samples in that order, a window of whole batches (about
+  16 MB) at a time, the next window asked for while the current one is computed; the
+  actor runs each window with one process's batch code. So: the same bits, resume
+  included; one worker's arithmetic, not the cluster's; no worker needs more memory
+  than its piece and a few windows. Each call starts from the parameters and optimizer
+  state the client sends (the client's copy stays the truth: a call repeated after a
+  lost worker gives the same bits).
 - The scikit-learn estimators' ``fit`` and ``partial_fit`` on dask arrays run whole on
-  one worker of the active client in the same way, with the same memory check (``_fit``).
+  one worker of the active client (``_fit``): the data goes to it once (data too large
+  for the roomiest worker is a MemoryError before anything loads); their shuffles come
+  from scikit-learn's random stream, which one process draws in turn.
 
 Refused with a clear error: the NumPy backend, and ``threads=`` (a worker uses its own
 threads: ``LocalCluster(threads_per_worker=...)``, ``dask worker --nthreads``).
