@@ -59,7 +59,14 @@ from .mlp import (
     n_params,
     sigmoid_yardstick,
 )
-from .piece import finish_epoch, piece_grads, piece_grads_serial, train_window
+from .piece import (
+    finish_epoch,
+    piece_grads,
+    piece_grads_serial,
+    place_columns,
+    take_columns,
+    train_window,
+)
 from .train import train_batches, train_epochs, train_epochs_parallel
 
 __all__ = [
@@ -117,7 +124,9 @@ __all__ = [
     "piece",
     "piece_grads",
     "piece_grads_serial",
+    "place_columns",
     "train",
+    "take_columns",
     "train_batches",
     "train_window",
     "train_epochs",

@@ -14,8 +14,11 @@ the rows are bit-identical, and the client adds them in chunk order as
     scale: the D2 factor of the whole data set (2/m or 1/m, m all the samples), X's dtype
 
 Mini-batch epochs on a cluster stream each epoch's samples, in the epoch's order, to one
-worker a window at a time; ``train_window`` runs a window's batches with one process's
-batch code (train._run_batches) and closes the epoch with its code (_close_epoch).
+worker a window at a time: each piece's ``take_columns`` picks its samples of a window,
+``place_columns`` puts them in the window's order, and ``train_window`` runs the
+window's batches with one process's batch code (train._run_batches) and closes the
+epoch with its code (_close_epoch). (The picking and placing in NumPy, a handful of
+passes over each window, cost 4x the batches themselves for the planar network.)
 """
 
 from numba import prange
@@ -86,3 +89,32 @@ def train_window(
     if end and _close_epoch(losses, e, total, m, first, codes, hyper, clock):
         return SCHEDULE_STOP, total
     return OK, total
+
+
+@_serial
+def take_columns(Xo, Yo, pos, X, Y, order, a, b, lo):
+    """The samples of X (n_x, n) and Y (n_y, n), samples lo .. lo + n - 1, that the
+    window order[a:b] names, in its order, into Xo and Yo (>= their count columns), and
+    each one's place in the window into pos; returns their count. (One pass for both:
+    the test of each sample mispredicts about half the time, and costs more than the
+    copies.)"""
+    n, k = X.shape[1], 0
+    for j in range(a, b):
+        s = order[j] - lo
+        if 0 <= s < n:
+            for r in range(X.shape[0]):
+                Xo[r, k] = X[r, s]
+            for r in range(Y.shape[0]):
+                Yo[r, k] = Y[r, s]
+            pos[k] = j - a
+            k += 1
+    return k
+
+
+@_serial
+def place_columns(out, part, pos):
+    """out[:, pos[k]] = part[:, k]: a piece's columns into their places in the window
+    (pos in range: the caller checks)."""
+    for k in range(pos.shape[0]):
+        for r in range(part.shape[0]):
+            out[r, pos[k]] = part[r, k]

@@ -20,7 +20,7 @@ import numpy as np
 from .._optstate import OptState
 from . import _worker
 
-WINDOW_BYTES = 2**24  # a window's samples: few round trips, a few MB in flight
+WINDOW_BYTES = 2**22  # a window's samples: few round trips, a few MB in flight
 
 
 def window_size(spec: dict, batch: int, m: int) -> int:
@@ -32,30 +32,42 @@ def window_size(spec: dict, batch: int, m: int) -> int:
     return min(k * batch, m)
 
 
+def _rows(A: np.ndarray) -> np.ndarray:
+    """A as (rows, samples): class indices (m,) as one row (a view)."""
+    return A.reshape(1, -1) if A.ndim == 1 else A
+
+
 def take(piece, order: np.ndarray, a: int, b: int, lo: int) -> tuple:
     """(X, Y, positions) of the samples of window [a, b) of ``order`` that the piece
     holds (its samples are lo, lo + 1, ...): their columns, in the window's order, and
     where in the window each goes."""
-    local = order[a:b] - lo
-    pos = np.flatnonzero((local >= 0) & (local < piece.X.shape[1]))
-    cols = local[pos]
-    return piece.X[:, cols], piece.Y[..., cols], pos.astype(np.int32)
+    from .. import kernels as _k
+
+    X, Y = piece.X, _rows(piece.Y)
+    pos = np.empty(b - a, np.int32)
+    Xo = np.empty((X.shape[0], b - a), X.dtype)
+    Yo = np.empty((Y.shape[0], b - a), Y.dtype)
+    k = _k.take_columns(Xo, Yo, pos, X, Y, order, a, b, lo)
+    # what travels: only the samples taken
+    Xo, Yo = np.ascontiguousarray(Xo[:, :k]), np.ascontiguousarray(Yo[:, :k])
+    return Xo, (Yo[0] if piece.Y.ndim == 1 else Yo), pos[:k].copy()
 
 
-def assemble(parts: list, n: int) -> tuple:
-    """One window of n samples from the pieces' parts: (X, Y, idx) with the window's
-    k-th sample in column idx[k] of X (and of Y)."""
-    X = np.concatenate([x for x, _, _ in parts], axis=1)
-    Y = np.concatenate([y for _, y, _ in parts], axis=-1)
-    idx = np.full(n, -1, dtype=np.int64)
-    at = 0
-    for _, _, pos in parts:
-        idx[pos] = np.arange(at, at + len(pos))
-        at += len(pos)
-    # the kernel reads X[:, idx[k]] unchecked: the parts must fill the window exactly
-    if at != n or (n and idx.min() < 0):
-        raise RuntimeError(f"a window of {n} samples came back with {at}: pieces overlap")
-    return X, Y, idx
+def assemble(parts: list, n: int, X: np.ndarray, Y: np.ndarray) -> None:
+    """Window of n samples from the pieces' parts: each part's columns into their
+    places in X (n_x, >= n) and Y (its rows or class indices)."""
+    from .. import kernels as _k
+
+    count = 0
+    for x, y, pos in parts:
+        # place_columns writes out[:, pos] unchecked: out of range must stop here
+        if len(pos) and (pos.min() < 0 or pos.max() >= n):
+            raise RuntimeError(f"a window of {n} samples came back with places out of range")
+        _k.place_columns(X, x, pos)
+        _k.place_columns(_rows(Y), _rows(y), pos)
+        count += len(pos)
+    if count != n:  # the pieces cover the samples once: a window is filled exactly
+        raise RuntimeError(f"a window of {n} samples came back with {count}")
 
 
 class Stream:
@@ -90,6 +102,13 @@ class Stream:
         Y0 = np.empty(0, np.int64) if spec["labels"] else np.empty((n_y, 0), spec["dtype"])
         self.step = window_runner(self.p, Y0, spec["kind"], self.state, s.batch_size)
         self.w = w
+        # a window in its order (flat: a window of n is a C-contiguous view of the
+        # first n_x * n, as the kernels take it), and the identity order to read it in
+        self.Xw = np.empty(self.sizes[0] * w, spec["dtype"])
+        self.Yw = np.empty(w, np.int64) if spec["labels"] else np.empty(n_y * w, spec["dtype"])
+        self.labels = spec["labels"]
+        self.ident = np.arange(w, dtype=np.int64)
+        self._ahead = None  # (epoch, the asks for its first window) made ahead of a call
         self.threads = _worker.worker_threads()
 
     def _ask(self, e: int, a: int) -> list:
@@ -99,23 +118,34 @@ class Stream:
         pairs = zip(self.holders, self.starts, strict=True)
         return [h.window(self.seed, e, a, b, lo, self.m) for h, lo in pairs]
 
+    def _window(self, n: int) -> tuple:
+        """X (n_x, n) and Y (n_y, n) or (n,): C-contiguous views of the window buffers."""
+        X = self.Xw[: self.sizes[0] * n].reshape(self.sizes[0], n)
+        Y = self.Yw[:n] if self.labels else self.Yw[: self.sizes[2] * n].reshape(-1, n)
+        return X, Y
+
     def _epochs(self, n: int, first: int, losses: np.ndarray) -> tuple[int, int]:
         from ..kernels import OK, SCHEDULE_STOP
 
-        pending = self._ask(first, 0)
+        ahead, self._ahead = self._ahead, None
+        pending = ahead[1] if ahead and ahead[0] == first else self._ask(first, 0)
         for i in range(n):
             total = 0.0
             for a in range(0, self.m, self.w):
                 parts = [f.result() for f in pending]
                 b = min(a + self.w, self.m)
-                if b < self.m:
-                    pending = self._ask(first + i, b)
-                elif i + 1 < n:
-                    pending = self._ask(first + i + 1, 0)
-                X, Y, idx = assemble(parts, b - a)
-                status, total = self.step(X, Y, idx, losses, i, first, total, self.m, b == self.m)
+                # the next window, asked for now: it travels while this one computes
+                # (after the call's last window, the next call's first: the data do
+                # not depend on the parameters, and the call is almost always made)
+                pending = self._ask(first + i + (b == self.m), b % self.m)
+                X, Y = self._window(b - a)
+                assemble(parts, b - a, X, Y)
+                status, total = self.step(
+                    X, Y, self.ident[: b - a], losses, i, first, total, self.m, b == self.m
+                )
                 if status != OK:
                     return i + (status == SCHEDULE_STOP), status
+        self._ahead = (first + n, pending)
         return n, OK
 
     def call(self, n: int, first: int, flat: np.ndarray, state: tuple) -> tuple:
