@@ -239,7 +239,11 @@ def window_runner(p: dict, Y0: np.ndarray, kind: tuple, state: OptState, batch: 
 
     def step(X, Y, idx, losses, e: int, first: int, total: float, m: int, end: bool):
         # idx indexes X unchecked in the kernel: the caller builds it from X's columns
-        _c._check(idx.shape[0] <= X.shape[1] and idx.dtype == np.int64, "bad window")
+        _c._check(
+            idx.dtype == np.int64 and idx.shape[0] <= X.shape[1],
+            f"a window's order must be int64 and at most its {X.shape[1]} samples long, "
+            f"got {idx.dtype} of {idx.shape[0]}",
+        )
         threads = parallel and not _c._SERIAL_ONLY
         turn = _c._LOCK if threads else contextlib.nullcontext()
         with turn, _c._blas_threads(plan):

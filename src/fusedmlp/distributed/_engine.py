@@ -254,8 +254,8 @@ class Engine:
 
     def holdout(self, history):
         """A ``Holdout`` whose samples stay on a worker (call after ``load_split``): the
-        driver's record of the scores and the best parameters
-        lives here, each epoch's evaluation runs there."""
+        driver's record of the scores and the best parameters lives here, each epoch's
+        evaluation runs there."""
         engine = self
 
         class Remote(Holdout):
