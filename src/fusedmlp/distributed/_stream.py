@@ -73,9 +73,9 @@ def assemble(parts: list, n: int, X: np.ndarray, Y: np.ndarray) -> None:
 class Stream:
     """A dask actor that runs mini-batch epochs over samples held by ``holders`` (Holder
     actors, in sample order; ``starts``: each one's first sample, and m) in windows of
-    ``w`` samples (``window_size``). Each ``call``
-    starts from the parameters and optimizer state it is sent, so the client's copy
-    stays the truth (a call made again after a lost worker gives the same bits)."""
+    ``w`` samples (``window_size``). Each ``call`` starts from the parameters and
+    optimizer state it is sent, so the client's copy stays the truth (a call made again
+    after a lost worker gives the same bits)."""
 
     def __init__(self, holders: list, starts: list, settings: dict, spec: dict, w: int) -> None:
         from .._compiled_train import window_runner
