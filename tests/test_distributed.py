@@ -155,10 +155,11 @@ def test_shards_on_disk(client, flower, tmp_path, kind):
     same(reference(client, X, Y, **kw), fusedmlp.train(paths, ys, client=client, **kw))
 
 
-def test_resume_and_checkpoint_equal_one_run(client, flower, tmp_path):
+@pytest.mark.parametrize("batch_size", [None, 2500])
+def test_resume_and_checkpoint_equal_one_run(client, flower, tmp_path, batch_size):
     X, Y = flower
     Xd = da.from_array(X, chunks=(2, 4000))
-    kw = dict(seed=6, optimizer="adam", lr=0.01, alpha=1e-4)
+    kw = dict(seed=6, optimizer="adam", lr=0.01, alpha=1e-4, batch_size=batch_size)
     whole = fusedmlp.train(Xd, Y, client=client, epochs=25, **kw)
     part = fusedmlp.train(Xd, Y, client=client, epochs=10, **kw)
     fusedmlp.save(tmp_path / "ck.npz", part)
@@ -168,20 +169,23 @@ def test_resume_and_checkpoint_equal_one_run(client, flower, tmp_path):
     same(whole, reference(client, X, Y, epochs=25, **kw))
 
 
-def test_early_stopping_and_callback_as_in_one_process(client, flower):
+@pytest.mark.parametrize("batch_size", [None, 2500])
+def test_early_stopping_and_callback_as_in_one_process(client, flower, batch_size):
     X, Y = flower
-    kw = dict(seed=2, epochs=400, lr=2.0, tol=1e-3, patience=3)
+    kw = dict(seed=2, epochs=400, lr=2.0, tol=1e-3, patience=3, batch_size=batch_size)
     one = reference(client, X, Y, **kw)
     assert one.stop_epoch is not None
     same(one, fusedmlp.train(da.from_array(X, chunks=(2, 6000)), Y, client=client, **kw))
     stop = fusedmlp.train(da.from_array(X, chunks=(2, 6000)), Y, client=client, epochs=50,
-                          seed=2, log_every=4, callback=lambda e, L, p: e == 8)  # fmt: skip
+                          seed=2, log_every=4, callback=lambda e, L, p: e == 8,
+                          batch_size=batch_size)  # fmt: skip
     assert stop.stop_epoch == 8 and len(stop.losses) == 9
 
 
-def test_ctrl_c_stops_between_epochs_with_a_consistent_result(client, flower):
+@pytest.mark.parametrize("batch_size", [None, 2500])
+def test_ctrl_c_stops_between_epochs_with_a_consistent_result(client, flower, batch_size):
     X, Y = flower
-    kw = dict(seed=2, log_every=1)
+    kw = dict(seed=2, log_every=1, batch_size=batch_size)
 
     def press(epoch, loss, p):
         if epoch == 4:
