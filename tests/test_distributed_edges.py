@@ -7,11 +7,13 @@ value is an error naming it; what a cluster cannot do is refused.
 import csv
 import os
 import signal
+import time
 
 import dask.array as da
 import numpy as np
 import pytest
 from _clusters import (
+    actor_kinds,
     children,
     no_children_left,
     reference,
@@ -220,7 +222,7 @@ def test_estimators_fit_on_dask_arrays(client, kind):
         make = lambda: FusedMLPRegressor((8,), max_iter=20, solver="sgd", random_state=1)  # noqa: E731
     want = _fit_remotely(client, make, X, y)
     with client.as_current(), pytest.warns(ConvergenceWarning, match="Maximum iterations"):
-        # the estimators use the active client; the worker's warning comes back
+        # the estimators use the active client; the loop (and its warning) runs here
         got = make().fit(da.from_array(X, chunks=(100, X.shape[1])), da.from_array(y, chunks=70))
     assert got.loss_curve_ == want.loss_curve_ and got.n_iter_ == want.n_iter_
     for a, b in zip(got.coefs_ + got.intercepts_, want.coefs_ + want.intercepts_, strict=True):
@@ -229,6 +231,51 @@ def test_estimators_fit_on_dask_arrays(client, kind):
         here = make().fit(X, y)  # this process: the same bits (tests/_clusters.py)
     assert got.loss_curve_ == here.loss_curve_
     assert got.score(X, y) == want.score(X, y)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(early_stopping=True, max_iter=40, batch_size=64),  # held-out part scored here
+        dict(batch_size=1797, max_iter=15),  # full batches: the pieces' gradient rows
+        dict(solver="sgd", learning_rate="adaptive", max_iter=25, tol=0.05),  # plateaus
+    ],
+)
+def test_estimator_fits_keep_the_samples_spread(client, kw):
+    """The loop runs here, the epochs on the cluster (the samples in pieces on every
+    worker, mini-batches streamed to one Stream): the numbers of a fit in one process."""
+    import warnings
+
+    from sklearn.datasets import load_digits
+
+    from fusedmlp.sklearn import FusedMLPClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    seen = []
+    real = _engine.Engine.load
+
+    def load(self):
+        real(self)
+        seen.append(actor_kinds(client))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning, both
+        here = FusedMLPClassifier((32,), random_state=3, **kw).fit(X, y)
+        with client.as_current(), pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_engine.Engine, "load", load)
+            Xd, yd = da.from_array(X, chunks=(400, 64)), da.from_array(y, chunks=400)
+            got = FusedMLPClassifier((32,), random_state=3, **kw).fit(Xd, yd)
+    assert seen and seen[0] == ["Holder", "Holder", "Holder"]
+    assert got.loss_curve_ == here.loss_curve_ and got.n_iter_ == here.n_iter_
+    assert got.validation_scores_ == here.validation_scores_
+    for a, b in zip(got.coefs_ + got.intercepts_, here.coefs_ + here.intercepts_, strict=True):
+        assert np.array_equal(a, b)
+    # nothing left on the workers (a future's release reaches the client's loop later)
+    deadline = time.monotonic() + 10
+    while actor_kinds(client) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert actor_kinds(client) == []
 
 
 def test_partial_fit_on_dask_arrays(client):
@@ -245,16 +292,3 @@ def test_partial_fit_on_dask_arrays(client):
             here.partial_fit(X, y, classes=[0, 1, 2])
     assert got.loss_curve_ == here.loss_curve_
     assert got.t_ == here.t_ == 450
-
-
-def test_data_too_large_for_the_one_worker_is_refused_before_loading(client):
-    # the estimators' fits bring all the samples to one worker: data that cannot fit
-    # there is refused with the fix, and nothing is computed
-    info = client.scheduler_info(n_workers=-1)["workers"].values()
-    limit = max(int(w["memory_limit"]) for w in info)
-    m = limit // (64 * 8) + 1
-    X = da.zeros((64, m), chunks=(64, 2**20))
-    from fusedmlp.sklearn import FusedMLPClassifier
-
-    with client.as_current(), pytest.raises(MemoryError, match="an estimator's fit runs on"):
-        FusedMLPClassifier().fit(X.T, da.zeros(m, dtype=np.int64, chunks=2**20))

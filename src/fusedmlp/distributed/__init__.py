@@ -40,16 +40,20 @@ How it runs (``_engine``):
   batch), so the batches run on one worker, behind a ``Stream`` actor, in the order one
   process runs them (shuffled from (seed, epoch)). What moves is the data: the pieces'
   holders send it each epoch's samples in that order, a window of whole batches (about
-  16 MB) at a time, the next window asked for while the current one is computed; the
+  4 MB) at a time, the next window asked for while the current one is computed; the
   actor runs each window with one process's batch code. So: the same bits, resume
   included; one worker's arithmetic, not the cluster's; no worker needs more memory
   than its piece and a few windows. Each call starts from the parameters and optimizer
   state the client sends (the client's copy stays the truth: a call repeated after a
   lost worker gives the same bits).
-- The scikit-learn estimators' ``fit`` and ``partial_fit`` on dask arrays run whole on
-  one worker of the active client (``_fit``): the data goes to it once (data too large
-  for the roomiest worker is a MemoryError before anything loads); their shuffles come
-  from scikit-learn's random stream, which one process draws in turn.
+- The scikit-learn estimators' ``fit`` and ``partial_fit`` take a dask X (n_samples,
+  n_features) on the active client (``_fit``): scikit-learn's loop runs on the client as
+  for NumPy data (its random stream, counters, stopping rule, warnings, ``verbose``,
+  Ctrl-C), the epochs on the cluster as above (X in pieces on the workers; full
+  batches add the pieces' rows; mini-batches stream in the orders the loop draws). The
+  same numbers as a fit of the computed arrays. y comes to the client (the classes, the
+  targets and scikit-learn's split need it), and with early_stopping so do the
+  held-out rows of X, which the loop scores every epoch.
 
 Refused with a clear error: the NumPy backend, and ``threads=`` (a worker uses its own
 threads: ``LocalCluster(threads_per_worker=...)``, ``dask worker --nthreads``).

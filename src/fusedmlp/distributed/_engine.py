@@ -233,21 +233,22 @@ class Engine:
     def stream_runner(self, p: dict, state):
         """``run(n_epochs, losses, first)`` for mini-batch epochs (call after ``load`` or
         ``load_split``): a ``_stream.Stream`` actor runs them, the samples streamed to it
-        from the pieces; it starts from the parameters and state sent with each call."""
+        from the pieces; it starts from the parameters and state sent with each call.
+        ``orders`` (n_epochs, m), when given, are the epochs' sample orders."""
         self._make_stream()
 
-        def run(n_epochs: int, losses: np.ndarray, first: int = 0) -> tuple[int, int]:
+        def run(n_epochs: int, losses: np.ndarray, first: int = 0, orders=None) -> tuple:
             flat = _worker.flatten(p)
-            sent = (state.moments, state.clock, state.hyper)
+            mine = (state.moments, state.clock, state.hyper, state.codes)
             out = self._retrying(
-                lambda: self._stream.call(n_epochs, first, flat, sent).result(),
+                lambda: self._stream.call(n_epochs, first, flat, mine, orders).result(),
                 self._rebuild_stream,
             )
             got, n_done, status, flat, after = out
             losses[:n_epochs] = got
             _worker.put(p, flat)
-            for mine, new in zip((state.moments, state.clock, state.hyper), after, strict=True):
-                mine[...] = new
+            for a, new in zip(mine, after, strict=True):
+                a[...] = new
             return int(n_done), int(status)
 
         return run
@@ -323,19 +324,3 @@ def workers_of(client) -> list[str]:
             "client.wait_for_workers(n)) first."
         )
     return workers
-
-
-def roomiest(client, need: float, what: str, fix: str) -> str:
-    """The worker with the most memory (its ``memory_limit``; none set counts as
-    unlimited), for work that must run on one worker; a MemoryError, before anything is
-    loaded, when ``need`` bytes (about two copies of the data: the source's and the
-    checked one) exceed it."""
-    info = client.scheduler_info(n_workers=-1)["workers"]
-    limits = {w: int(v.get("memory_limit") or 0) for w, v in info.items()}
-    worker = max(workers_of(client), key=lambda w: limits.get(w) or float("inf"))
-    if limits.get(worker) and need > limits[worker]:  # (NaN need: sizes unknown, no check)
-        raise MemoryError(
-            f"{what}: about {need / 2**30:.2f} GiB while they load, but the largest "
-            f"worker may use {limits[worker] / 2**30:.2f} GiB. {fix}"
-        )
-    return worker

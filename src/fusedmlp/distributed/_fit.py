@@ -1,51 +1,84 @@
-"""The scikit-learn estimators' fit on dask arrays: on a worker, never on the client.
+"""The scikit-learn estimators' fit on dask arrays: the samples stay on the workers.
 
-scikit-learn's epoch loop draws a shuffle per epoch and works through mini-batches,
-each needing its samples in one place: the fit runs whole on one worker (the one with
-the most memory; data too large for it is a MemoryError before anything loads), which
-computes X and y from their dask graphs (so the data goes to that worker once and never
-to the client) and returns the fitted estimator, whose attributes replace the client's.
-The same compiled kernels, the same random stream: the same numbers as a fit on the
-computed arrays in one process. The fit's warnings (ConvergenceWarning, ...) are
-raised again on the client; ``verbose`` prints on the worker, and Ctrl-C on the client
-does not reach the fit.
+``fit`` and ``partial_fit`` given a dask X (n_samples, n_features) run scikit-learn's
+epoch loop (``sklearn._loop.Loop``: the random stream, the counters, the stopping rule,
+the warnings, Ctrl-C and ``verbose``) on the client, as for NumPy data, and only the
+epochs on the cluster: X, transposed to the kernels' layout, is cut into pieces on the
+workers as ``fusedmlp.train`` cuts it (``_engine``), full-batch epochs add the pieces'
+gradient rows, mini-batch epochs stream the samples in the orders the loop draws to
+one worker (``_stream``). So the numbers are those of a fit of the computed arrays in
+one process. What comes to the client: y (one label or row per sample, needed for the
+classes, the targets and scikit-learn's stratified split) and, with early_stopping, the
+held-out samples of X, which the loop scores after every epoch.
 """
 
 from __future__ import annotations
 
-import warnings
+import dataclasses
 
 import numpy as np
 
 from .. import _data
-from ._engine import roomiest
+from ..sklearn._loop import Loop
+from . import _sources
+from ._engine import Engine
 from ._train import _client
 
 
-def fit_on_cluster(estimator, X, y, incremental: bool):
-    """``estimator._fit(X, y, incremental)`` on a worker of the active client; the
-    estimator, with the fitted attributes the worker's copy ended with."""
-    import dask
+def validate_spread(est, X, y, incremental: bool, reset: bool) -> tuple:
+    """``est._validate_input`` for a dask X: X's shape checked (it stays lazy; the
+    workers check its values as they load it), y computed here and checked as
+    scikit-learn checks it; (X, y)."""
+    from sklearn.utils.validation import validate_data
 
-    client = _client(None, how=", which becomes the active client the estimators use")
-    nbytes = sum(a.nbytes if _data.is_dask(a) else np.asarray(a).nbytes for a in (X, y))
-    worker = roomiest(
-        client, 2 * nbytes,
-        f"an estimator's fit runs on one worker, which holds all {X.shape[0]} samples",
-        "Fit on fewer samples, or give a worker more memory (memory_limit=).",
-    )  # fmt: skip
-    task = dask.delayed(_fit_here, pure=False)(estimator, X, y, incremental)
-    fitted, caught = client.compute(task, workers=[worker], allow_other_workers=True).result()
-    estimator.__dict__.update(fitted.__dict__)
-    for category, message in caught:
-        warnings.warn(message, category, stacklevel=3)
-    return estimator
+    if X.ndim != 2:
+        raise ValueError(
+            f"Expected a 2-D dask array X (n_samples, n_features), got {X.ndim}-D {X.shape}."
+        )
+    y = np.asarray(y.compute() if _data.is_dask(y) else y)
+    if np.isnan(X.shape[0]) or X.shape[0] != len(y):
+        raise ValueError(
+            f"X has {X.shape[0]} samples but y has {len(y)}; give one target per row of X "
+            "(X of unknown chunk sizes: call X.compute_chunk_sizes() first)."
+        )
+    y = validate_data(est, "no_validation", y, **est._Y_CHECKS)
+    if reset:
+        est.n_features_in_ = int(X.shape[1])
+        if hasattr(est, "feature_names_in_"):
+            del est.feature_names_in_
+    elif X.shape[1] != est.n_features_in_:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {type(est).__name__} is expecting "
+            f"{est.n_features_in_} features as input."
+        )
+    return X, est._checked_y(y, incremental)
 
 
-def _fit_here(estimator, X, y, incremental: bool):
-    """On the worker: X and y arrive computed (dask passes the results of collections);
-    (the fitted estimator, its warnings as (category, message))."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        estimator._fit(np.asarray(X), np.asarray(y), incremental)
-    return estimator, [(w.category, str(w.message)) for w in caught]
+class ClusterLoop(Loop):
+    """scikit-learn's loop with its epochs run on the active dask client's workers."""
+
+    def __init__(self, est, X, T, y, params: dict, incremental: bool):
+        self.client = _client(None, how=", which becomes the active client the estimators use")
+        self.engine = None
+        super().__init__(est, X, T, y, params, incremental)
+
+    def _runner(self, X, T, batch: int | None):
+        s = self.est._settings_
+        if batch is not None:
+            s = dataclasses.replace(s, batch_size=batch)
+        # the kernels' layout (n_features, n_samples), chunked along the samples
+        source = _sources.DaskArrays(X.T, T)
+        self.engine = engine = Engine(self.client, source, self.params, s)
+        engine.load()
+        if batch is not None:
+            return engine.stream_runner(self.params, self.est._state)
+        run = engine.runner(self.params, self.est._state, lambda: False, None)
+        return lambda k, losses: run(k, losses)
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            self.run_k = None  # its closure holds the engine's actors
+            if self.engine is not None:
+                self.engine.close()

@@ -111,11 +111,14 @@ class Stream:
         self._ahead = None  # (epoch, the asks for its first window) made ahead of a call
         self.threads = _worker.worker_threads()
 
-    def _ask(self, e: int, a: int) -> list:
+    def _ask(self, e: int, a: int, orders=None) -> list:
         """Ask every holder for its samples of window [a, a + w) of epoch e (answers
-        come later: the calls return at once, but for a holder on this worker)."""
+        come later: the calls return at once, but for a holder on this worker): of the
+        order each holder draws from (seed, epoch), or of ``orders[e]`` when given."""
         b = min(a + self.w, self.m)
         pairs = zip(self.holders, self.starts, strict=True)
+        if orders is not None:
+            return [h.window_of(orders[e, a:b], lo) for h, lo in pairs]
         return [h.window(self.seed, e, a, b, lo, self.m) for h, lo in pairs]
 
     def _window(self, n: int) -> tuple:
@@ -124,11 +127,17 @@ class Stream:
         Y = self.Yw[:n] if self.labels else self.Yw[: self.sizes[2] * n].reshape(-1, n)
         return X, Y
 
-    def _epochs(self, n: int, first: int, losses: np.ndarray) -> tuple[int, int]:
+    def _epochs(self, n: int, first: int, losses: np.ndarray, orders) -> tuple[int, int]:
+        """n epochs from epoch ``first``, of the orders the holders draw from the seed, or
+        of ``orders`` (n, m) when given (the scikit-learn estimators' shuffles)."""
         from ..kernels import OK, SCHEDULE_STOP
 
         ahead, self._ahead = self._ahead, None
-        pending = ahead[1] if ahead and ahead[0] == first else self._ask(first, 0)
+        given = orders is not None
+        if given:
+            pending = self._ask(0, 0, orders)
+        else:
+            pending = ahead[1] if ahead and ahead[0] == first else self._ask(first, 0)
         for i in range(n):
             total = 0.0
             for a in range(0, self.m, self.w):
@@ -137,7 +146,11 @@ class Stream:
                 # the next window, asked for now: it travels while this one computes
                 # (after the call's last window, the next call's first: the data do
                 # not depend on the parameters, and the call is almost always made)
-                pending = self._ask(first + i + (b == self.m), b % self.m)
+                e = i + (b == self.m)
+                if not given:
+                    pending = self._ask(first + e, b % self.m)
+                elif e < n:
+                    pending = self._ask(e, b % self.m, orders)
                 X, Y = self._window(b - a)
                 assemble(parts, b - a, X, Y)
                 status, total = self.step(
@@ -145,19 +158,22 @@ class Stream:
                 )
                 if status != OK:
                     return i + (status == SCHEDULE_STOP), status
-        self._ahead = (first + n, pending)
+        if not given:
+            self._ahead = (first + n, pending)
         return n, OK
 
-    def call(self, n: int, first: int, flat: np.ndarray, state: tuple) -> tuple:
-        """n epochs from epoch ``first``: (losses, n_done, status, flat, state) after."""
+    def call(self, n: int, first: int, flat: np.ndarray, state: tuple, orders=None) -> tuple:
+        """n epochs from epoch ``first`` (of ``orders`` (n, m) when given), from the
+        parameters ``flat`` and the optimizer state (moments, clock, hyper, codes):
+        (losses, n_done, status, flat, state) after."""
         from ..trainer import _threads as numba_threads
 
         _worker.put(self.p, flat)
-        mine = (self.state.moments, self.state.clock, self.state.hyper)
+        mine = (self.state.moments, self.state.clock, self.state.hyper, self.state.codes)
         for a, sent in zip(mine, state, strict=True):
             a[...] = sent
         losses = np.zeros(n)
         with numba_threads(self.threads):
-            n_done, status = self._epochs(n, first, losses)
+            n_done, status = self._epochs(n, first, losses, orders)
         after = tuple(a.copy() for a in mine)
         return losses, n_done, status, _worker.flatten(self.p), after

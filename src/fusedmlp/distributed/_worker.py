@@ -199,6 +199,12 @@ class Holder:
             self._order, self._order_of = epoch_order(seed, e, m), (seed, e, m)
         return take(self.piece, self._order, a, b, lo)
 
+    def window_of(self, samples: np.ndarray, lo: int) -> tuple:
+        """``window`` for a window given as its samples (an order the client drew)."""
+        from ._stream import take
+
+        return take(self.piece, samples, 0, len(samples), lo)
+
 
 def piece_rows(piece: Piece, flat: np.ndarray, threads: int = 1) -> tuple:
     """(rows, seconds): the piece's chunks' loss and gradient sums for the parameters

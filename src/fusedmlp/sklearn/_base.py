@@ -95,16 +95,19 @@ class BaseFusedMLP(BaseEstimator):
     # fitting
 
     def _fit(self, X, y, incremental: bool):
-        if _data.is_dask(X):  # the fit runs on a worker of the cluster
-            from ..distributed._fit import fit_on_cluster
-
-            return fit_on_cluster(self, X, y, incremental)
         check_params(self)
         n_h = hidden_units(self.hidden_layer_sizes)
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         first = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
-        X, y = self._validate_input(X, y, incremental, reset=first)
+        loop = Loop
+        if _data.is_dask(X):  # X stays spread over a dask cluster's workers
+            from ..distributed._fit import ClusterLoop, validate_spread
+
+            X, y = validate_spread(self, X, y, incremental, reset=first)
+            loop = ClusterLoop
+        else:
+            X, y = self._validate_input(X, y, incremental, reset=first)
         X = X.astype(self._train_dtype(X), copy=False)
         T = self._targets(y, X.dtype)
         n_out = T.shape[0] if T.ndim == 2 else len(self.classes_)
@@ -124,7 +127,7 @@ class BaseFusedMLP(BaseEstimator):
         if not incremental or getattr(self, "_state", None) is None:
             self._state = OptState(self._settings_, params)
         with _threads(self.n_threads):
-            Loop(self, X, T, y, params, incremental).run()
+            loop(self, X, T, y, params, incremental).run()
         return self
 
     def _train_dtype(self, X) -> type:

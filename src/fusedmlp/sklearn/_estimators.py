@@ -80,10 +80,15 @@ class FusedMLPClassifier(ClassifierMixin, BaseFusedMLP):
                 self._label_binarizer.fit(classes)
         return self._fit(X, y, incremental=True)
 
+    _Y_CHECKS = {"multi_output": True}  # validate_data's checks of y
+
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(
-            self, X, y, accept_sparse=False, multi_output=True, dtype=_FLOATS, reset=reset
-        )
+        X, y = validate_data(self, X, y, accept_sparse=False, dtype=_FLOATS, reset=reset,
+                             **self._Y_CHECKS)  # fmt: skip
+        return X, self._checked_y(y, incremental)
+
+    def _checked_y(self, y, incremental: bool):
+        """y after validate_data: one column as 1-D, and the classes learnt or checked."""
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
@@ -104,7 +109,7 @@ class FusedMLPClassifier(ClassifierMixin, BaseFusedMLP):
                     f"`y` has classes not in `self.classes_`. `self.classes_` has "
                     f"{self.classes_}. 'y' has {classes}."
                 )
-        return X, y
+        return y
 
     def _targets(self, y, dtype) -> np.ndarray:
         """Class indices (n_samples,) for several classes, else (n_outputs, n_samples)."""
@@ -193,14 +198,18 @@ class FusedMLPRegressor(RegressorMixin, BaseFusedMLP):
         """One epoch over (X, y)."""
         return self._fit(X, y, incremental=True)
 
+    _Y_CHECKS = {"multi_output": True, "y_numeric": True}  # validate_data's checks of y
+
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(
-            self, X, y, accept_sparse=False, multi_output=True, y_numeric=True,
-            dtype=_FLOATS, reset=reset,
-        )  # fmt: skip
+        X, y = validate_data(self, X, y, accept_sparse=False, dtype=_FLOATS, reset=reset,
+                             **self._Y_CHECKS)  # fmt: skip
+        return X, self._checked_y(y, incremental)
+
+    def _checked_y(self, y, incremental: bool):
+        """y after validate_data: one column as 1-D."""
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        return X, y
+        return y
 
     def _targets(self, y, dtype) -> np.ndarray:
         return np.ascontiguousarray(np.asarray(y, dtype).reshape(len(y), -1).T)

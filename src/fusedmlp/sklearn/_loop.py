@@ -52,18 +52,23 @@ class Loop:
         if est.early_stopping:
             train, val = _split(est, X.shape[0], y)
             # the validation samples in the kernels' layout once, not once per epoch
-            self.Xk_val, self.y_val = np.ascontiguousarray(X[val].T), y[val]
+            self.Xk_val, self.y_val = np.ascontiguousarray(np.asarray(X[val]).T), y[val]
             X, T = X[train], T[..., train]
         self.n = X.shape[0]
         batch = _batch(est.batch_size, self.n)
         self.mini = batch < self.n
-        self.run_k = _compiled_train.epoch_runner(
-            params, np.ascontiguousarray(X.T), T, est._settings_.activation,
-            est._settings_.loss, output=est._settings_.output, state=est._state,
-            batch_size=batch if self.mini else None,
-        )  # fmt: skip
+        self.run_k = self._runner(X, T, batch if self.mini else None)
         self.order = np.arange(self.n)
         self.losses = np.empty(1)  # grown to the epochs of a call
+
+    def _runner(self, X, T, batch: int | None):
+        """``run_k(k, losses[, orders=])``: k epochs (of mini-batches of ``batch``, in
+        the orders given) from the parameters and the estimator's optimizer state."""
+        s = self.est._settings_
+        return _compiled_train.epoch_runner(
+            self.params, np.ascontiguousarray(X.T), T, s.activation, s.loss, output=s.output,
+            state=self.est._state, batch_size=batch,
+        )  # fmt: skip
 
     def run(self) -> None:
         est = self.est
