@@ -278,6 +278,26 @@ def test_estimator_fits_keep_the_samples_spread(client, kw):
     assert actor_kinds(client) == []
 
 
+def test_estimators_refuse_bad_dask_input(client):
+    from fusedmlp.sklearn import FusedMLPClassifier
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(300, 4)), rng.integers(0, 3, 300)
+    est = FusedMLPClassifier((8,), max_iter=3)
+    with client.as_current():
+        with pytest.raises(ValueError, match="X has 300 samples but y has 299"):
+            est.fit(da.from_array(X, chunks=(100, 4)), y[:-1])
+        with pytest.raises(ValueError, match="2-D dask array"):
+            est.fit(da.from_array(X[:, 0], chunks=100), y)
+        bad = X.copy()
+        bad[123, 2] = np.inf
+        with pytest.raises(ValueError, match=r"samples \[\d+, \d+\) of the training data"):
+            est.fit(da.from_array(bad, chunks=(100, 4)), y)
+        est.partial_fit(da.from_array(X, chunks=(100, 4)), y, classes=[0, 1, 2])
+        with pytest.raises(ValueError, match="X has 3 features, but FusedMLPClassifier is "):
+            est.partial_fit(da.from_array(X[:, :3], chunks=(100, 3)), y)
+
+
 def test_partial_fit_on_dask_arrays(client):
     from sklearn.datasets import load_iris
 

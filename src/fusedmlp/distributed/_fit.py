@@ -29,8 +29,14 @@ def validate_spread(est, X, y, incremental: bool, reset: bool) -> tuple:
     """``est._validate_input`` for a dask X: X's shape checked (it stays lazy; the
     workers check its values as they load it), y computed here and checked as
     scikit-learn checks it; (X, y)."""
+    import dask.array as da
     from sklearn.utils.validation import validate_data
 
+    if not isinstance(X, da.Array):
+        raise TypeError(
+            f"X is a dask {type(X).__name__}; the estimators take a dask array (n_samples, "
+            "n_features): convert it with X.to_dask_array(lengths=True)."
+        )
     if X.ndim != 2:
         raise ValueError(
             f"Expected a 2-D dask array X (n_samples, n_features), got {X.ndim}-D {X.shape}."
