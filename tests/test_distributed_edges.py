@@ -161,10 +161,14 @@ def test_no_cluster_is_a_clear_error(flower):
         FusedMLPClassifier().fit(da.from_array(X.T, chunks=(6000, 2)), Y.ravel())
 
 
-def test_workers_with_another_blas_start_are_warned_of():
+def test_workers_with_another_blas_start_are_warned_of(monkeypatch):
     # dask's own LocalCluster starts its workers with OPENBLAS_NUM_THREADS=1; this
-    # process's OpenBLAS started with more, so a wide network may round differently
+    # process's OpenBLAS started with more, so a wide network may round differently.
+    # (Set here as a fresh process has it: a nanny that restarted a worker in an earlier
+    # test leaves its start variables in this process, which a new nanny would take.)
     from distributed import LocalCluster
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
 
     if _worker.blas_threads() == 1:
         pytest.skip("this process's BLAS runs one thread too: nothing differs")

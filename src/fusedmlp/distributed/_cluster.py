@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from . import _worker
 
 
@@ -34,12 +36,22 @@ def local_cluster(n_workers: int = 2, threads_per_worker: int = 1, **kwargs):
     """
     from distributed import LocalCluster
 
-    env = dict(kwargs.pop("env", {}))
-    env.setdefault("OPENBLAS_NUM_THREADS", str(max(1, _worker.blas_threads())))
     kwargs.setdefault("host", "127.0.0.1")
     kwargs.setdefault("dashboard_address", "127.0.0.1:0")  # any free port, loopback only
     kwargs.setdefault("silence_logs", 40)  # errors only: training's output stays readable
-    return LocalCluster(
-        n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True, env=env,
-        **kwargs,
-    )  # fmt: skip
+    # OpenBLAS reads its thread count once, when numpy loads it in the worker process:
+    # a nanny's env= comes too late (after the worker's imports). The nannies build the
+    # workers' start environment from dask's pre-spawn-environ (OPENBLAS_NUM_THREADS 1),
+    # overridden by this process's own variables, when they are created; they keep it for
+    # restarts. So the variable is set here while they are created, then put back.
+    name, before = "OPENBLAS_NUM_THREADS", os.environ.get("OPENBLAS_NUM_THREADS")
+    os.environ[name] = str(max(1, _worker.blas_threads()))
+    try:
+        return LocalCluster(
+            n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True, **kwargs
+        )
+    finally:  # (the nannies set the variable here again as they spawn: undo that too)
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
