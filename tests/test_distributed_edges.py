@@ -282,6 +282,10 @@ def test_estimator_fits_keep_the_samples_spread(client, kw):
     assert actor_kinds(client) == []
 
 
+def _pieces_held(client) -> list:
+    return [k for k in list(client.futures) if "build_piece" in str(k)]
+
+
 def test_estimators_refuse_bad_dask_input(client):
     from fusedmlp.sklearn import FusedMLPClassifier
 
@@ -297,6 +301,10 @@ def test_estimators_refuse_bad_dask_input(client):
         bad[123, 2] = np.inf
         with pytest.raises(ValueError, match=r"samples \[\d+, \d+\) of the training data"):
             est.fit(da.from_array(bad, chunks=(100, 4)), y)
+        deadline = time.monotonic() + 10  # the failed fit's pieces are let go
+        while _pieces_held(client) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _pieces_held(client) == []
         est.partial_fit(da.from_array(X, chunks=(100, 4)), y, classes=[0, 1, 2])
         with pytest.raises(ValueError, match="X has 3 features, but FusedMLPClassifier is "):
             est.partial_fit(da.from_array(X[:, :3], chunks=(100, 3)), y)

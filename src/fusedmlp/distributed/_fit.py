@@ -75,7 +75,11 @@ class ClusterLoop(Loop):
         # the kernels' layout (n_features, n_samples), chunked along the samples
         source = _sources.DaskArrays(X.T, T)
         self.engine = engine = Engine(self.client, source, self.params, s)
-        engine.load()
+        try:
+            engine.load()  # a piece that fails (bad values, an unreadable chunk) raises
+        except BaseException:
+            engine.close()
+            raise
         if batch is not None:
             return engine.stream_runner(self.params, self.est._state)
         run = engine.runner(self.params, self.est._state, lambda: False, None)
@@ -85,6 +89,6 @@ class ClusterLoop(Loop):
         try:
             super().run()
         finally:
-            self.run_k = None  # its closure holds the engine's actors
+            self.run_k = None  # the engine's runner goes with the engine
             if self.engine is not None:
                 self.engine.close()
