@@ -127,6 +127,27 @@ def test_second_ctrl_c_skips_only_the_pictures(capsys, tmp_path, monkeypatch):
     assert json.loads((tmp_path / "summary.json").read_text())["interrupted"]
 
 
+def test_ctrl_c_turned_into_another_error_is_still_an_interrupt(capsys, monkeypatch, tmp_path):
+    # Ctrl-C inside a class body's __set_name__ during an import (seen once in CI, in
+    # numba's) reaches us as a RuntimeError caused by the KeyboardInterrupt
+    def wrapped(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("Error calling __set_name__ on 'cached_property'") from exc
+
+    monkeypatch.setattr(fusedmlp.cli.training, "train", wrapped)
+    rc, out, err = run(capsys, "train", "--epochs", 5, "--out", tmp_path)
+    assert rc == 130 and err.strip() == "fusedmlp: interrupted", err
+
+    def plain(*args, **kwargs):
+        raise RuntimeError("no interrupt behind this one")
+
+    monkeypatch.setattr(fusedmlp.cli.training, "train", plain)
+    rc, out, err = run(capsys, "train", "--epochs", 5, "--out", tmp_path)
+    assert rc == 1 and "RuntimeError: no interrupt behind this one" in err
+
+
 @pytest.mark.parametrize("delay", [0.05, 0.1, 0.2, 0.3])
 def test_ctrl_c_while_starting_is_one_line(tmp_path, delay):
     # during the imports of numba and numpy: one line and 130, never a traceback

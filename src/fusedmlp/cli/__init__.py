@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         print("fusedmlp: interrupted", file=sys.stderr)
         return INTERRUPTED
     except Exception as exc:
+        if _from_interrupt(exc) and not debug:
+            print("fusedmlp: interrupted", file=sys.stderr)
+            return INTERRUPTED
         # the library's ValueError/TypeError already say what to fix; anything else is
         # reported the same way, with its type, and FUSEDMLP_DEBUG=1 shows the traceback
         if debug:
@@ -92,6 +95,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         presses.restore()
+
+
+def _from_interrupt(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt lies behind exc: Python turns one raised in some
+    places into another error (Ctrl-C during an import, inside a class body's
+    ``__set_name__``, is a RuntimeError caused by it), which is an interrupt all the same."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 if __name__ == "__main__":
