@@ -130,12 +130,16 @@ def apply_output(D, L, out, T):
 
 
 @_inner
-def loss_delta(row, D2, Y, j0, L, loss, out, scale, T):
+def loss_delta(row, D2, Y, wt, j0, L, loss, out, scale, T):
     """D2[:, :L] holds Z2; overwrite it with dL/dZ2, row[db2] += its row sums; return the
     summed loss (float64: a block sum in the data's dtype, added in float64).
 
     scale = 2/m (mse) or 1/m (cross-entropy), in the data's dtype; T (2, blk) scratch.
+    wt: the samples' weights (m,) in the data's dtype, or (0,) for none; with weights,
+    each sample's loss and delta count w_j times, and scale divides by sum(w), not m.
     """
+    if wt.shape[0] != 0:
+        return _weighted_loss_delta(row, D2, Y, wt[j0 : j0 + L], j0, L, loss, out, scale, T)
     if out == SOFTMAX:
         return _softmax_loss_delta(row, D2, Y, j0, L, scale, T)
     n_y = D2.shape[0]
@@ -197,6 +201,74 @@ def _softmax_loss_delta(row, D2, Y, j0, L, scale, T):
         acc_b2 = like(D2, 0.0)
         for j in range(L):
             t = scale * (d[j] - y[j])
+            d[j] = t
+            acc_b2 += t
+        row[o_b2 + o] += np.float64(acc_b2)
+    return lse - yz
+
+
+# The weighted twins of the loops above: the same formulas with each sample's terms
+# times its weight w[j], in loops of their own so that unweighted training keeps its
+# machine code (and bits): a multiply by a weight of 1 would let fastmath's "contract"
+# fuse the loss sums differently.
+
+
+@_inner
+def _weighted_loss_delta(row, D2, Y, w, j0, L, loss, out, scale, T):
+    """loss_delta with the block's weights w (L,): returns sum_j w_j loss_j and leaves
+    D2 = scale w_j dloss_j/dZ2."""
+    if out == SOFTMAX:
+        return _weighted_softmax(row, D2, Y, w, j0, L, scale, T)
+    n_y = D2.shape[0]
+    o_b2 = row.shape[0] - 1 - n_y
+    zero, one = like(D2, 0.0), like(D2, 1.0)
+    total = 0.0
+    for o in range(n_y):
+        d, y = D2[o], targets(Y, o, j0, L, T[0])
+        acc, acc_b2 = zero, zero
+        for j in range(L):
+            z, u = d[j], y[j]
+            if out == IDENTITY:
+                r = z - u
+                acc += w[j] * (r * r)
+                t = scale * w[j] * r
+            elif loss == MSE:
+                a = sigmoid(z)
+                r = a - u
+                acc += w[j] * (r * r)
+                t = scale * w[j] * r * a * (one - a)
+            else:
+                s = u * (-z if z < zero else zero) + (one - u) * (z if z > zero else zero)
+                acc += w[j] * (s + log1p_unit(exp(-abs(z))))
+                t = scale * w[j] * (sigmoid(z) - u)
+            d[j] = t
+            acc_b2 += t
+        total += np.float64(acc)
+        row[o_b2 + o] += np.float64(acc_b2)
+    return total
+
+
+@_inner
+def _weighted_softmax(row, D2, Y, w, j0, L, scale, T):
+    """_softmax_loss_delta with the block's weights w (L,)."""
+    n_y = D2.shape[0]
+    o_b2 = row.shape[0] - 1 - n_y
+    yz = 0.0
+    for o in range(n_y):
+        d, y = D2[o], targets(Y, o, j0, L, T[0])
+        acc = like(D2, 0.0)
+        for j in range(L):
+            acc += w[j] * (y[j] * d[j])
+        yz += np.float64(acc)
+    softmax_columns(D2, L, T)
+    lse = 0.0
+    for j in range(L):
+        lse += np.float64(w[j]) * (np.float64(T[0, j]) + math.log(np.float64(T[1, j])))
+    for o in range(n_y):
+        d, y = D2[o], targets(Y, o, j0, L, T[0])
+        acc_b2 = like(D2, 0.0)
+        for j in range(L):
+            t = scale * w[j] * (d[j] - y[j])
             d[j] = t
             acc_b2 += t
         row[o_b2 + o] += np.float64(acc_b2)

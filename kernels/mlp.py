@@ -127,9 +127,27 @@ def _sum_all(grad, partials):
 
 
 @_inner
-def _delta_scale(X, loss):
-    """The 2/m (MSE) or 1/m (cross-entropy) factor of D2, in X's dtype."""
-    m = X.shape[1]
+def no_weights(X):
+    """The weights argument that means none: an empty array of X's dtype."""
+    return np.empty(0, X.dtype)
+
+
+@_inner
+def weight_sum(wt, m):
+    """What a batch's sums are divided by: its m samples, or the sum of their weights
+    wt (float64)."""
+    if wt.shape[0] == 0:
+        return np.float64(m)
+    total = 0.0
+    for j in range(wt.shape[0]):
+        total += np.float64(wt[j])
+    return total
+
+
+@_inner
+def _delta_scale(X, loss, m):
+    """The 2/m (MSE) or 1/m (cross-entropy) factor of D2, in X's dtype; m the samples
+    or, with sample weights, the sum of their weights."""
     return like(X, (2.0 if loss == MSE else 1.0) / m)
 
 
@@ -166,14 +184,15 @@ def _forward_block(out, A1, T, W1, b1, W2, b2, X, j0, L, act, output, is_wide):
 
 
 @_inner
-def _chunk_grads(row, scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan):
-    """row = loss and gradient sums over the blocks of chunk c. row (n_par + 1,)."""
+def _chunk_grads(row, scratch, W1, b1, W2, b2, X, Y, wt, c, n_chunk, kind, scale, plan):
+    """row = loss and gradient sums over the blocks of chunk c. row (n_par + 1,); wt the
+    samples' weights (m,), or (0,) for none (elementwise.loss_delta)."""
     lo, hi = _chunk_blocks(c, n_chunk, X.shape[1], plan[0])
-    block_grads(row, scratch, W1, b1, W2, b2, X, Y, lo, hi, kind, scale, plan)
+    block_grads(row, scratch, W1, b1, W2, b2, X, Y, wt, lo, hi, kind, scale, plan)
 
 
 @_inner
-def block_grads(row, scratch, W1, b1, W2, b2, X, Y, lo, hi, kind, scale, plan):
+def block_grads(row, scratch, W1, b1, W2, b2, X, Y, wt, lo, hi, kind, scale, plan):
     """row = loss and gradient sums over blocks [lo, hi) of X, in order (the last block
     of X may be short). A chunk's row whatever X holds around it: the distributed
     workers (kernels/piece.py) call it on their slice of the samples."""
@@ -191,7 +210,7 @@ def block_grads(row, scratch, W1, b1, W2, b2, X, Y, lo, hi, kind, scale, plan):
         else:
             narrow.hidden_forward(A1, W1, b1, X, j0, L, act)
             narrow.output_linear(D2, A1, W2, b2, L)
-        row[-1] += loss_delta(row, D2, Y, j0, L, loss, output, scale, T)
+        row[-1] += loss_delta(row, D2, Y, wt, j0, L, loss, output, scale, T)
         if is_wide:
             k = b - lo  # the block's place in its flush group (float32)
             first = k % wide.FLUSH_BLOCKS == 0
@@ -340,11 +359,12 @@ def loss_and_grads(grad, partials, W1, b1, W2, b2, X, Y, kind, plan):
     W2 (n_y, n_h), b2 (n_y, 1), X (n_x, m), Y (n_y, m): C-contiguous, one float dtype.
     act, loss: ACTIVATIONS and LOSSES codes; plan: (blk, wide, n_chunk).
     """
-    scale = _delta_scale(X, kind[1])
+    scale = _delta_scale(X, kind[1], X.shape[1])
+    wt = no_weights(X)
     n_chunk = partials.shape[0]
     for c in prange(n_chunk):
         scratch = _scratch(W1, W2, X, plan)
-        _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan)
+        _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, wt, c, n_chunk, kind, scale, plan)
     _sum_all(grad, partials)
     return _mean(grad[-1], X.shape[1])
 
@@ -352,11 +372,12 @@ def loss_and_grads(grad, partials, W1, b1, W2, b2, X, Y, kind, plan):
 @_serial
 def loss_and_grads_serial(grad, partials, W1, b1, W2, b2, X, Y, kind, plan):
     """loss_and_grads in one thread: the same chunks and sums, so the same bits."""
-    scale = _delta_scale(X, kind[1])
+    scale = _delta_scale(X, kind[1], X.shape[1])
+    wt = no_weights(X)
     n_chunk = partials.shape[0]
     scratch = _scratch(W1, W2, X, plan)
     for c in range(n_chunk):
-        _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan)
+        _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, wt, c, n_chunk, kind, scale, plan)
     _sum_partials(grad, partials, 0, grad.shape[0])
     return _mean(grad[-1], X.shape[1])
 

@@ -24,7 +24,7 @@ passes over each window, cost 4x the batches themselves for the planar network.)
 from numba import prange
 
 from .config import jit
-from .mlp import OK, SCHEDULE_STOP, _scratch, block_grads
+from .mlp import OK, SCHEDULE_STOP, _scratch, block_grads, no_weights
 from .train import _close_epoch, _finish_epoch, _run_batches, _update_scratch
 
 _serial = jit(nogil=True)
@@ -34,11 +34,12 @@ _parallel = jit(nogil=True, parallel=True)
 @_parallel
 def piece_grads(partials, W1, b1, W2, b2, X, Y, bounds, kind, scale, plan):
     """Each chunk's loss and gradient sums into its row of partials, in parallel."""
+    wt = no_weights(X)
     for i in prange(partials.shape[0]):
         scratch = _scratch(W1, W2, X, plan)
         block_grads(
-            partials[i], scratch, W1, b1, W2, b2, X, Y, bounds[i], bounds[i + 1], kind, scale,
-            plan,
+            partials[i], scratch, W1, b1, W2, b2, X, Y, wt, bounds[i], bounds[i + 1], kind,
+            scale, plan,
         )  # fmt: skip
 
 
@@ -46,10 +47,11 @@ def piece_grads(partials, W1, b1, W2, b2, X, Y, bounds, kind, scale, plan):
 def piece_grads_serial(partials, W1, b1, W2, b2, X, Y, bounds, kind, scale, plan):
     """piece_grads in one thread: the same rows."""
     scratch = _scratch(W1, W2, X, plan)
+    wt = no_weights(X)
     for i in range(partials.shape[0]):
         block_grads(
-            partials[i], scratch, W1, b1, W2, b2, X, Y, bounds[i], bounds[i + 1], kind, scale,
-            plan,
+            partials[i], scratch, W1, b1, W2, b2, X, Y, wt, bounds[i], bounds[i + 1], kind,
+            scale, plan,
         )  # fmt: skip
 
 
@@ -62,7 +64,7 @@ def finish_epoch(
     (n_done, status) to stop with, or (-1, OK) to go on. The same code, so the same
     bits, as train_epochs."""
     return _finish_epoch(
-        losses, e, grad, W1, b1, W2, b2, new, fresh, m, first, codes, hyper, moments, clock
+        losses, e, grad, W1, b1, W2, b2, new, fresh, m, m, first, codes, hyper, moments, clock
     )
 
 
@@ -79,9 +81,10 @@ def train_window(
     status (losses[e] then holds its batch's loss), or SCHEDULE_STOP."""
     scratch = _scratch(W1, W2, X, plan)
     grad, new, fresh = _update_scratch(partials, W1)
+    wt = no_weights(X)
     total, loss, status = _run_batches(
         grad, partials, scratch, new, fresh, W1, b1, W2, b2, X, Y, kind, plan, idx, batch, Xb,
-        Yb, parallel, total, codes, hyper, moments, clock,
+        Yb, parallel, total, codes, hyper, moments, clock, wt, wt,
     )  # fmt: skip
     if status != OK:
         losses[e] = loss

@@ -34,6 +34,7 @@ from .mlp import (
     _scratch,
     _sum_all,
     _sum_partials,
+    weight_sum,
 )
 from .optim import ALPHA, epoch_end, penalty, update
 
@@ -44,12 +45,13 @@ _parallel = jit(nogil=True, parallel=True)
 
 @_inner
 def _finish_epoch(
-    losses, e, grad, W1, b1, W2, b2, new, fresh, m, first, codes, hyper, moments, clock
+    losses, e, grad, W1, b1, W2, b2, new, fresh, sw, m, first, codes, hyper, moments, clock
 ):  # fmt: skip
     """After full-batch epoch e's sums are in grad: its loss (with the L2 term), the
-    update, the schedule. (n_done, status) to stop with, or (-1, OK) to go on."""
-    losses[e] = _mean(grad[-1], m) + penalty(W1, W2, hyper[ALPHA], m)
-    status = update(W1, b1, W2, b2, new, fresh, grad, m, codes, hyper, moments, clock)
+    update, the schedule. (n_done, status) to stop with, or (-1, OK) to go on. sw: what
+    the sums are divided by (m, or the sum of the sample weights), m the samples."""
+    losses[e] = _mean(grad[-1], sw) + penalty(W1, W2, hyper[ALPHA], sw)
+    status = update(W1, b1, W2, b2, new, fresh, grad, sw, codes, hyper, moments, clock)
     if status != OK:
         return e, status
     if epoch_end(losses[e], first + e, m, codes, hyper, clock):
@@ -59,23 +61,27 @@ def _finish_epoch(
 
 @_serial
 def train_epochs(
-    losses, partials, W1, b1, W2, b2, X, Y, kind, plan, n_epochs, first, codes, hyper,
+    losses, partials, W1, b1, W2, b2, X, Y, wt, kind, plan, n_epochs, first, codes, hyper,
     moments, clock,
 ):  # fmt: skip
     """n_epochs of full-batch training in one thread; (n_done, status)."""
     m, n_chunk = X.shape[1], partials.shape[0]
-    scale = _delta_scale(X, kind[1])
+    sw = weight_sum(wt, m)
+    scale = _delta_scale(X, kind[1], sw)
     scratch = _scratch(W1, W2, X, plan)
     grad = np.empty(partials.shape[1])
     new = np.empty(partials.shape[1] - 1, W1.dtype)
     fresh = np.empty((2, partials.shape[1] - 1))
     for e in range(n_epochs):
         for c in range(n_chunk):
-            _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan)
+            _chunk_grads(
+                partials[c], scratch, W1, b1, W2, b2, X, Y, wt, c, n_chunk, kind, scale, plan
+            )
         _sum_partials(grad, partials, 0, grad.shape[0])
         done, status = _finish_epoch(
-            losses, e, grad, W1, b1, W2, b2, new, fresh, m, first, codes, hyper, moments, clock
-        )
+            losses, e, grad, W1, b1, W2, b2, new, fresh, sw, m, first, codes, hyper, moments,
+            clock,
+        )  # fmt: skip
         if done >= 0:
             return done, status
     return n_epochs, OK
@@ -83,7 +89,7 @@ def train_epochs(
 
 @_parallel
 def train_epochs_parallel(
-    losses, partials, W1, b1, W2, b2, X, Y, kind, plan, n_epochs, first, codes, hyper,
+    losses, partials, W1, b1, W2, b2, X, Y, wt, kind, plan, n_epochs, first, codes, hyper,
     moments, clock,
 ):  # fmt: skip
     """train_epochs with each epoch's chunks in parallel: the same chunks, sums and
@@ -91,18 +97,22 @@ def train_epochs_parallel(
     update from Python per epoch (measured, ms per epoch, against that loop: 64-32-10 at
     m = 1797 0.360 vs 0.384 in float64; 30-64-1 at m = 10^5 15.0 vs 15.2)."""
     m, n_chunk = X.shape[1], partials.shape[0]
-    scale = _delta_scale(X, kind[1])
+    sw = weight_sum(wt, m)
+    scale = _delta_scale(X, kind[1], sw)
     grad = np.empty(partials.shape[1])
     new = np.empty(partials.shape[1] - 1, W1.dtype)
     fresh = np.empty((2, partials.shape[1] - 1))
     for e in range(n_epochs):
         for c in prange(n_chunk):
             scratch = _scratch(W1, W2, X, plan)
-            _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, c, n_chunk, kind, scale, plan)
+            _chunk_grads(
+                partials[c], scratch, W1, b1, W2, b2, X, Y, wt, c, n_chunk, kind, scale, plan
+            )
         _sum_all(grad, partials)
         done, status = _finish_epoch(
-            losses, e, grad, W1, b1, W2, b2, new, fresh, m, first, codes, hyper, moments, clock
-        )
+            losses, e, grad, W1, b1, W2, b2, new, fresh, sw, m, first, codes, hyper, moments,
+            clock,
+        )  # fmt: skip
         if done >= 0:
             return done, status
     return n_epochs, OK
@@ -114,6 +124,15 @@ def _fill(Xn, X, idx, lo, hi):
     for k in range(X.shape[0]):
         for j in range(lo, hi):
             Xn[k, j] = X[k, idx[j]]
+
+
+@_inner
+def _gather_weights(Wb, wt, idx):
+    """wt[idx] into Wb (the batch's weights), or Wb's no weights when Wb is empty."""
+    Wn = Wb[: min(idx.shape[0], Wb.shape[0])]
+    for j in range(Wn.shape[0]):
+        Wn[j] = wt[idx[j]]
+    return Wn
 
 
 @_serial
@@ -154,7 +173,7 @@ if not _numba_config.DISABLE_JIT:
 
 @_serial
 def train_batches(
-    losses, partials, W1, b1, W2, b2, X, Y, kind, plan, n_epochs, first, codes, hyper,
+    losses, partials, W1, b1, W2, b2, X, Y, wt, kind, plan, n_epochs, first, codes, hyper,
     moments, clock, orders, batch, Xb, Yb, parallel,
 ):  # fmt: skip
     """n_epochs of mini-batch training: epoch e takes the samples in the order orders[e]
@@ -163,14 +182,17 @@ def train_batches(
     the plan of a batch of ``batch`` samples (config.batch_plan); Xb (n_x * batch,) and
     Yb (n_y * batch,) or, for class indices, (batch,) int64: flat gather scratch. With
     ``parallel``, each batch's chunks run in parallel (the same chunks and sums, so the
-    same bits): worth a thread launch per batch once a batch costs more than one."""
+    same bits): worth a thread launch per batch once a batch costs more than one. wt:
+    the samples' weights (m,), or (0,) for none: a batch's sums are then divided by its
+    weights' sum (as scikit-learn's MLP does), its loss still counts its size."""
     m = X.shape[1]
     scratch = _scratch(W1, W2, X, plan)
     grad, new, fresh = _update_scratch(partials, W1)
+    Wb = np.empty(min(batch, wt.shape[0]), X.dtype)  # the batch's weights, if any
     for e in range(n_epochs):
         total, loss, status = _run_batches(
             grad, partials, scratch, new, fresh, W1, b1, W2, b2, X, Y, kind, plan, orders[e],
-            batch, Xb, Yb, parallel, 0.0, codes, hyper, moments, clock,
+            batch, Xb, Yb, parallel, 0.0, codes, hyper, moments, clock, wt, Wb,
         )  # fmt: skip
         if status != OK:
             losses[e] = loss
@@ -190,11 +212,12 @@ def _update_scratch(partials, W1):
 @_inner
 def _run_batches(
     grad, partials, scratch, new, fresh, W1, b1, W2, b2, X, Y, kind, plan, idx, batch, Xb,
-    Yb, parallel, total, codes, hyper, moments, clock,
+    Yb, parallel, total, codes, hyper, moments, clock, wt, Wb,
 ):  # fmt: skip
     """The batches of the samples idx in turn (of ``batch`` samples, the last one may be
     short), each gathered, summed and applied; (total, loss, status): total plus each
-    batch's loss times its size, and on a failed update the failing batch's loss."""
+    batch's loss times its size, and on a failed update the failing batch's loss. wt the
+    samples' weights or (0,), Wb the scratch their batch is gathered into (or (0,))."""
     for start in range(0, idx.shape[0], batch):
         n = min(batch, idx.shape[0] - start)
         ids = idx[start : start + n]
@@ -203,11 +226,14 @@ def _run_batches(
         # 2-D scratch would be non-contiguous: measured 2x slower)
         Xn = Xb[: X.shape[0] * n].reshape((X.shape[0], n))
         Yn = _gather_targets(Yb, Y, ids)
+        Wn = _gather_weights(Wb, wt, ids)
+        sw = weight_sum(Wn, n)
         loss = _batch_grads(
-            grad, partials, scratch, W1, b1, W2, b2, Xn, Yn, X, ids, kind, plan, parallel
-        )
-        loss += penalty(W1, W2, hyper[ALPHA], n)
-        status = update(W1, b1, W2, b2, new, fresh, grad, n, codes, hyper, moments, clock)
+            grad, partials, scratch, W1, b1, W2, b2, Xn, Yn, Wn, sw, X, ids, kind, plan,
+            parallel,
+        )  # fmt: skip
+        loss += penalty(W1, W2, hyper[ALPHA], sw)
+        status = update(W1, b1, W2, b2, new, fresh, grad, sw, codes, hyper, moments, clock)
         if status != OK:
             return total, loss, status
         total += loss * n
@@ -226,35 +252,43 @@ def _close_epoch(losses, e, total, m, first, codes, hyper, clock):
 
 
 @_parallel
-def _batch_chunks_parallel(partials, W1, b1, W2, b2, Xn, Yn, X, idx, kind, plan, n_chunk):
+def _batch_chunks_parallel(
+    partials, W1, b1, W2, b2, Xn, Yn, Wn, X, idx, kind, scale, plan, n_chunk
+):  # fmt: skip
     """Each chunk gathers its columns of the batch into Xn, then its sums into
     partials[c], in parallel. Only the prange: the caller adds the partials up after
     this returns (a read of partials after the prange in the same function may be
     ordered before the writes inside the calls)."""
-    scale = _delta_scale(Xn, kind[1])
     n, blk = Xn.shape[1], plan[0]
     for c in prange(n_chunk):
         lo, hi = _chunk_blocks(c, n_chunk, n, blk)
         _fill(Xn, X, idx, lo * blk, min(hi * blk, n))
         scratch = _scratch(W1, W2, Xn, plan)
-        _chunk_grads(partials[c], scratch, W1, b1, W2, b2, Xn, Yn, c, n_chunk, kind, scale, plan)
+        _chunk_grads(
+            partials[c], scratch, W1, b1, W2, b2, Xn, Yn, Wn, c, n_chunk, kind, scale, plan
+        )
 
 
 @_serial
-def _batch_grads(grad, partials, scratch, W1, b1, W2, b2, Xn, Yn, X, idx, kind, plan, parallel):
+def _batch_grads(
+    grad, partials, scratch, W1, b1, W2, b2, Xn, Yn, Wn, sw, X, idx, kind, plan, parallel
+):  # fmt: skip
     """grad = the loss and gradient sums of the batch idx (gathered from X into Xn; its
-    targets already in Yn); its mean loss. With ``parallel`` the chunks gather and
+    targets already in Yn, its weights in Wn, or Wn empty); its mean loss (sums divided
+    by sw: its size or its weights' sum). With ``parallel`` the chunks gather and
     compute on threads: the same chunks, the same sums."""
     n = Xn.shape[1]
     blk = plan[0]
     n_chunk = min(plan[2], (n + blk - 1) // blk)
+    scale = _delta_scale(Xn, kind[1], sw)
     if parallel:
-        _batch_chunks_parallel(partials, W1, b1, W2, b2, Xn, Yn, X, idx, kind, plan, n_chunk)
+        _batch_chunks_parallel(
+            partials, W1, b1, W2, b2, Xn, Yn, Wn, X, idx, kind, scale, plan, n_chunk
+        )
     else:
         _fill(Xn, X, idx, 0, n)
-        scale = _delta_scale(Xn, kind[1])
         for c in range(n_chunk):
-            _chunk_grads(partials[c], scratch, W1, b1, W2, b2, Xn, Yn, c, n_chunk, kind, scale,
-                         plan)  # fmt: skip
+            _chunk_grads(partials[c], scratch, W1, b1, W2, b2, Xn, Yn, Wn, c, n_chunk, kind,
+                         scale, plan)  # fmt: skip
     _sum_partials(grad, partials[:n_chunk], 0, grad.shape[0])
-    return _mean(grad[-1], n)
+    return _mean(grad[-1], sw)

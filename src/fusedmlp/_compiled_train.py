@@ -126,6 +126,7 @@ def epoch_runner(
     state: OptState | None = None,
     batch_size: int | None = None,
     seed: int = 0,
+    weights: np.ndarray | None = None,
 ):
     """Prepare once, then run epochs with little per-call cost:
     ``run(n_epochs, losses, first=0) -> (n_done, status)``.
@@ -137,6 +138,8 @@ def epoch_runner(
     arrays of X's dtype are replaced here by converted copies, which ``run`` updates.
     With ``batch_size``, epochs of shuffled mini-batches (orders from ``seed``, or the
     (n_epochs, m) sample orders given to ``run(..., orders=...)``).
+    ``weights`` (m,), optional: each sample's weight, as scikit-learn's ``sample_weight``
+    (a batch's sums are divided by its weights' sum instead of its size).
     The trainer uses this so that reporting progress every few epochs costs next to
     nothing (about 1 us per call instead of about 15).
     """
@@ -150,8 +153,9 @@ def epoch_runner(
     n_par = _k.n_params(W1.shape[1], W1.shape[0], W2.shape[0])
     _c._check(state.moments.shape == (2, n_par), "the optimizer state has the wrong size")
     opt = (state.codes, state.hyper, state.moments, state.clock)
+    wt = _weights(weights, X)
     if batch_size is not None and batch_size < X.shape[1]:
-        return _batch_runner(W1, b1, W2, b2, X, Y, kind, opt, int(batch_size), seed)
+        return _batch_runner(W1, b1, W2, b2, X, Y, wt, kind, opt, int(batch_size), seed)
     m = X.shape[1]
     if path is None:
         serial = m <= _k.config.serial_max_m(W1.shape[1], W1.shape[0], W2.shape[0])
@@ -171,7 +175,7 @@ def epoch_runner(
         turn = _c._LOCK if kernel is _k.train_epochs_parallel else contextlib.nullcontext()
         with turn, _c._blas_threads(plan):
             n_done, status = kernel(
-                losses, partials, W1, b1, W2, b2, X, Y, kind, plan, n_epochs, first, *opt
+                losses, partials, W1, b1, W2, b2, X, Y, wt, kind, plan, n_epochs, first, *opt
             )
         return int(n_done), int(status)
 
@@ -199,7 +203,7 @@ def _batch_setup(W1, W2, X, Y, batch: int) -> tuple:
     return plan, parallel, partials, Xb, Yb
 
 
-def _batch_runner(W1, b1, W2, b2, X, Y, kind, opt, batch: int, seed: int):
+def _batch_runner(W1, b1, W2, b2, X, Y, wt, kind, opt, batch: int, seed: int):
     """``run`` for mini-batch epochs (see epoch_runner)."""
     m = X.shape[1]
     plan, parallel, partials, Xb, Yb = _batch_setup(W1, W2, X, Y, batch)
@@ -218,7 +222,7 @@ def _batch_runner(W1, b1, W2, b2, X, Y, kind, opt, batch: int, seed: int):
         turn = _c._LOCK if threads else contextlib.nullcontext()
         with turn, _c._blas_threads(plan):
             n_done, status = _k.train_batches(
-                losses, partials, W1, b1, W2, b2, X, Y, kind, plan, n_epochs, first, *opt,
+                losses, partials, W1, b1, W2, b2, X, Y, wt, kind, plan, n_epochs, first, *opt,
                 orders, batch, Xb, Yb, threads,
             )  # fmt: skip
         return int(n_done), int(status)
@@ -254,6 +258,19 @@ def window_runner(p: dict, Y0: np.ndarray, kind: tuple, state: OptState, batch: 
         return int(status), float(total)
 
     return step
+
+
+def _weights(weights, X: np.ndarray) -> np.ndarray:
+    """The kernels' weights argument: (0,) for none, else (m,) C-contiguous in X's dtype
+    (the kernels read it unchecked: its length is checked here)."""
+    if weights is None:
+        return np.empty(0, X.dtype)
+    wt = np.ascontiguousarray(weights, dtype=X.dtype)
+    _c._check(
+        wt.shape == (X.shape[1],),
+        f"weights must be one per sample, shape ({X.shape[1]},), got {wt.shape}",
+    )
+    return wt
 
 
 def _checked_orders(orders, n_epochs: int, m: int) -> np.ndarray:

@@ -133,39 +133,48 @@ def cost(
     output: str = "sigmoid",
     params: dict | None = None,
     alpha: float = 0.0,
+    weights: np.ndarray | None = None,
 ) -> float:
     """The loss of a forward cache against targets Y (plus the L2 term when ``alpha`` and
-    ``params`` are given), a Python float."""
-    m = Y.shape[1]
+    ``params`` are given), a Python float. With ``weights`` (m,), each sample's loss
+    counts w_j times and the loss (L2 term included) is divided by sum(w), not m."""
+    m = Y.shape[1] if weights is None else float(np.sum(weights))
     A2, Z2 = cache["A2"], cache["Z2"]
     if loss == "mse":
-        total = np.sum((A2 - Y) ** 2)  # sum over all n_y * m entries
+        terms = (A2 - Y) ** 2  # (n_y, m)
     elif loss == "cross_entropy" and output == "softmax":
         # -sum_k Y_k log softmax(Z)_k = sum_k Y_k (logsumexp(Z) - Z_k): exact from Z2
-        total = np.sum(Y * (_logsumexp(Z2) - Z2))
+        terms = Y * (_logsumexp(Z2) - Z2)
     elif loss == "cross_entropy":
         # -[Y log s(Z) + (1-Y) log(1 - s(Z))] = Y softplus(-Z) + (1-Y) softplus(Z):
         # exact from Z2, no log of an A2 that has rounded to 0 or 1.
-        total = np.sum(Y * softplus(-Z2) + (1 - Y) * softplus(Z2))
+        terms = Y * softplus(-Z2) + (1 - Y) * softplus(Z2)
     else:
         raise ValueError(f"unknown loss {loss!r}")
+    total = np.sum(terms if weights is None else terms * weights)  # over n_y * m entries
     extra = penalty(params, alpha, m) if params is not None else 0.0
     return float(total) / m + extra
 
 
 def output_delta(
-    cache: dict, Y: np.ndarray, loss: str = "mse", output: str = "sigmoid"
+    cache: dict,
+    Y: np.ndarray,
+    loss: str = "mse",
+    output: str = "sigmoid",
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """delta2 = dL/dZ2, shape (n_y, m)."""
+    """delta2 = dL/dZ2, shape (n_y, m); with ``weights`` (m,), sample j's column is
+    w_j / sum(w) of its loss's derivative instead of 1/m of it."""
     m = Y.shape[1]
     A2 = cache["A2"]
+    f = 1 / m if weights is None else weights / np.sum(weights)  # each sample's share
     if loss == "mse" and output == "identity":
-        return (2 / m) * (A2 - Y)  # (n_y, m)
+        return (2 * f) * (A2 - Y)  # (n_y, m)
     if loss == "mse":
-        return (2 / m) * (A2 - Y) * A2 * (1 - A2)  # (n_y, m), all elementwise
+        return (2 * f) * (A2 - Y) * A2 * (1 - A2)  # (n_y, m), all elementwise
     # sigmoid' cancels the log's derivative; for softmax the Jacobian does the same,
     # given that every column of Y sums to 1
-    return (A2 - Y) / m  # (n_y, m)
+    return (A2 - Y) / m if weights is None else f * (A2 - Y)  # (n_y, m)
 
 
 def backward(
@@ -178,16 +187,18 @@ def backward(
     delta2: np.ndarray | None = None,
     output: str = "sigmoid",
     alpha: float = 0.0,
+    weights: np.ndarray | None = None,
 ) -> dict:
     """Gradients {"dW1", "db1", "dW2", "db2"}, each the shape of its parameter.
 
-    ``delta2`` overrides dL/dZ2 (the diagnostics use it to replay common mistakes).
+    ``delta2`` overrides dL/dZ2 (the diagnostics use it to replay common mistakes);
+    ``weights`` (m,) weigh the samples as in ``cost``.
     """
     _, dg = ACTIVATIONS[activation]
     A1 = cache["A1"]
-    m = X.shape[1]
+    m = X.shape[1] if weights is None else float(np.sum(weights))
     if delta2 is None:
-        delta2 = output_delta(cache, Y, loss, output)  # (n_y, m)
+        delta2 = output_delta(cache, Y, loss, output, weights)  # (n_y, m)
     dW2 = delta2 @ A1.T  # (n_y, m) @ (m, n_h) -> (n_y, n_h)
     db2 = delta2.sum(axis=1, keepdims=True)  # (n_y, 1)
     delta1 = (params["W2"].T @ delta2) * dg(A1)  # (n_h, n_y) @ (n_y, m) -> (n_h, m), * (n_h, m)
@@ -207,11 +218,13 @@ def loss_and_grads(
     loss: str = "mse",
     output: str = "sigmoid",
     alpha: float = 0.0,
+    weights: np.ndarray | None = None,
 ) -> tuple[float, dict]:
-    """One forward and one backward pass: (loss, {"dW1", "db1", "dW2", "db2"})."""
+    """One forward and one backward pass: (loss, {"dW1", "db1", "dW2", "db2"}).
+    ``weights`` (m,), optional: the samples' weights (scikit-learn's sample_weight)."""
     cache = forward(params, X, activation, output)
-    L = cost(cache, Y, loss, output, params, alpha)
-    return L, backward(params, X, Y, cache, activation, loss, None, output, alpha)
+    L = cost(cache, Y, loss, output, params, alpha, weights)
+    return L, backward(params, X, Y, cache, activation, loss, None, output, alpha, weights)
 
 
 def one_hot(labels: np.ndarray, n_classes: int, dtype=np.float64) -> np.ndarray:

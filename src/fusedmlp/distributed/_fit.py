@@ -25,13 +25,19 @@ from ._engine import Engine
 from ._train import _client
 
 
-def validate_spread(est, X, y, incremental: bool, reset: bool) -> tuple:
+def validate_spread(est, X, y, incremental: bool, reset: bool, weights=None) -> tuple:
     """``est._validate_input`` for a dask X: X's shape checked (it stays lazy; the
     workers check its values as they load it), y computed here and checked as
-    scikit-learn checks it; (X, y)."""
+    scikit-learn checks it; (X, y). Sample weights are refused (not built for a
+    cluster's pieces)."""
     import dask.array as da
     from sklearn.utils.validation import validate_data
 
+    if weights is not None:
+        raise ValueError(
+            "sample_weight is not supported when X is a dask array: fit on the computed "
+            "arrays (X.compute()) to weigh the samples, or leave sample_weight out."
+        )
     if not isinstance(X, da.Array):
         raise TypeError(
             f"X is a dask {type(X).__name__}; the estimators take a dask array (n_samples, "
@@ -63,10 +69,10 @@ def validate_spread(est, X, y, incremental: bool, reset: bool) -> tuple:
 class ClusterLoop(Loop):
     """scikit-learn's loop with its epochs run on the active dask client's workers."""
 
-    def __init__(self, est, X, T, y, params: dict, incremental: bool):
+    def __init__(self, est, X, T, y, params: dict, incremental: bool, weights=None):
         self.client = _client(None, how=", which becomes the active client the estimators use")
         self.engine = None
-        super().__init__(est, X, T, y, params, incremental)
+        super().__init__(est, X, T, y, params, incremental, weights)
 
     def _runner(self, X, T, batch: int | None):
         s = self.est._settings_

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import _check_sample_weight
 
 from .. import _compiled, _data
 from .._optstate import LR, OptState
@@ -94,7 +95,7 @@ class BaseFusedMLP(BaseEstimator):
     # -----------------------------------------------------------------------
     # fitting
 
-    def _fit(self, X, y, incremental: bool):
+    def _fit(self, X, y, incremental: bool, sample_weight=None):
         check_params(self)
         n_h = hidden_units(self.hidden_layer_sizes)
         if incremental and self.early_stopping:
@@ -104,11 +105,13 @@ class BaseFusedMLP(BaseEstimator):
         if _data.is_dask(X):  # X stays spread over a dask cluster's workers
             from ..distributed._fit import ClusterLoop, validate_spread
 
-            X, y = validate_spread(self, X, y, incremental, reset=first)
+            X, y = validate_spread(self, X, y, incremental, reset=first, weights=sample_weight)
             loop = ClusterLoop
         else:
             X, y = self._validate_input(X, y, incremental, reset=first)
         X = X.astype(self._train_dtype(X), copy=False)
+        if sample_weight is not None:  # as MLPClassifier checks it: (n_samples,), finite
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
         T = self._targets(y, X.dtype)
         n_out = T.shape[0] if T.ndim == 2 else len(self.classes_)
         self._random_state = check_random_state(self.random_state)
@@ -127,7 +130,7 @@ class BaseFusedMLP(BaseEstimator):
         if not incremental or getattr(self, "_state", None) is None:
             self._state = OptState(self._settings_, params)
         with _threads(self.n_threads):
-            loop(self, X, T, y, params, incremental).run()
+            loop(self, X, T, y, params, incremental, sample_weight).run()
         return self
 
     def _train_dtype(self, X) -> type:

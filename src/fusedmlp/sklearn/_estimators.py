@@ -64,12 +64,20 @@ class FusedMLPClassifier(ClassifierMixin, BaseFusedMLP):
     """
     )
 
-    def fit(self, X: ArrayLike, y: ArrayLike) -> FusedMLPClassifier:
-        """Fit the model to X (n_samples, n_features) and the labels y; returns self."""
-        return self._fit(X, y, incremental=False)
+    def fit(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> FusedMLPClassifier:
+        """Fit the model to X (n_samples, n_features) and the labels y; returns self.
+        ``sample_weight`` (n_samples,), optional, weighs each sample's loss, as in
+        MLPClassifier."""
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     def partial_fit(
-        self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        classes: ArrayLike | None = None,
     ) -> FusedMLPClassifier:
         """One epoch over (X, y); ``classes`` (every label) is needed on the first call."""
         if _check_partial_fit_first_call(self, classes):
@@ -78,7 +86,7 @@ class FusedMLPClassifier(ClassifierMixin, BaseFusedMLP):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     _Y_CHECKS = {"multi_output": True}  # validate_data's checks of y
 
@@ -125,9 +133,9 @@ class FusedMLPClassifier(ClassifierMixin, BaseFusedMLP):
             return None
         return self._label_binarizer.transform(y).astype(bool)
 
-    def _val_score(self, Xk, y, params: dict) -> float:
+    def _val_score(self, Xk, y, params: dict, weights=None) -> float:
         pred = self._label(self._forward_k(Xk, params))
-        return float(accuracy_score(y, pred))
+        return float(accuracy_score(y, pred, sample_weight=weights))
 
     def _label(self, A: np.ndarray) -> np.ndarray:
         if self.n_outputs_ == 1:
@@ -190,13 +198,19 @@ class FusedMLPRegressor(RegressorMixin, BaseFusedMLP):
 
     _loss = "mse"
 
-    def fit(self, X: ArrayLike, y: ArrayLike) -> FusedMLPRegressor:
-        """Fit the model to X (n_samples, n_features) and y (n_samples[, n_outputs])."""
-        return self._fit(X, y, incremental=False)
+    def fit(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> FusedMLPRegressor:
+        """Fit the model to X (n_samples, n_features) and y (n_samples[, n_outputs]).
+        ``sample_weight`` (n_samples,), optional, weighs each sample's loss, as in
+        MLPRegressor."""
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
-    def partial_fit(self, X: ArrayLike, y: ArrayLike) -> FusedMLPRegressor:
+    def partial_fit(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> FusedMLPRegressor:
         """One epoch over (X, y)."""
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     _Y_CHECKS = {"multi_output": True, "y_numeric": True}  # validate_data's checks of y
 
@@ -220,11 +234,11 @@ class FusedMLPRegressor(RegressorMixin, BaseFusedMLP):
     def _stratify(self, y):
         return None
 
-    def _val_score(self, Xk, y, params: dict) -> float:
+    def _val_score(self, Xk, y, params: dict, weights=None) -> float:
         pred = self._values(self._forward_k(Xk, params))
         if not np.isfinite(pred).all():
             return np.nan
-        return float(r2_score(y, pred))
+        return float(r2_score(y, pred, sample_weight=weights))
 
     def _values(self, A: np.ndarray) -> np.ndarray:
         return A.ravel() if A.shape[1] == 1 else A

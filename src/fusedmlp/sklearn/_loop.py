@@ -47,13 +47,16 @@ NONFINITE = (
 class Loop:
     """One call of fit or partial_fit: the data prepared once, then ``run()``."""
 
-    def __init__(self, est, X, T, y, params: dict, incremental: bool):
+    def __init__(self, est, X, T, y, params: dict, incremental: bool, weights=None):
         self.est, self.params, self.incremental = est, params, incremental
+        self.weights, self.w_val = weights, None  # sample_weight: checked, or None
         if est.early_stopping:
             train, val = _split(est, X.shape[0], y)
             # the validation samples in the kernels' layout once, not once per epoch
             self.Xk_val, self.y_val = np.ascontiguousarray(np.asarray(X[val]).T), y[val]
             X, T = X[train], T[..., train]
+            if weights is not None:  # split as scikit-learn splits them, with X and y
+                self.weights, self.w_val = weights[train], weights[val]
         self.n = X.shape[0]
         batch = _batch(est.batch_size, self.n)
         self.mini = batch < self.n
@@ -67,7 +70,7 @@ class Loop:
         s = self.est._settings_
         return _compiled_train.epoch_runner(
             self.params, np.ascontiguousarray(X.T), T, s.activation, s.loss, output=s.output,
-            state=self.est._state, batch_size=batch,
+            state=self.est._state, batch_size=batch, weights=self.weights,
         )  # fmt: skip
 
     def run(self) -> None:
@@ -197,7 +200,7 @@ class Loop:
         """scikit-learn's ``_update_no_improvement_count``."""
         est = self.est
         if est.early_stopping:
-            score = est._val_score(self.Xk_val, self.y_val, self.params)
+            score = est._val_score(self.Xk_val, self.y_val, self.params, self.w_val)
             est.validation_scores_.append(score)
             if est.verbose:
                 print(f"Validation score: {score:f}")
