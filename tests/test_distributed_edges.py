@@ -223,7 +223,8 @@ def test_estimators_fit_on_dask_arrays(client, kind):
         make = lambda: FusedMLPClassifier((16,), max_iter=30, batch_size=32, random_state=0)  # noqa: E731
     else:
         X, y = load_diabetes(return_X_y=True)
-        make = lambda: FusedMLPRegressor((8,), max_iter=20, solver="sgd", random_state=1)  # noqa: E731
+        params = dict(hidden_layer_sizes=(8,), max_iter=20, solver="sgd", random_state=1)
+        make = lambda: FusedMLPRegressor(**params)  # noqa: E731
     want = _fit_remotely(client, make, X, y)
     with client.as_current(), pytest.warns(ConvergenceWarning, match="Maximum iterations"):
         # the estimators use the active client; the loop (and its warning) runs here

@@ -220,12 +220,32 @@ def test_pipeline_grid_search_cross_val_clone_pickle(data):
         ({"dtype": "no such type"}, "The 'dtype' parameter"),
         ({"n_threads": 0}, "The 'n_threads' parameter"),
         ({"n_threads": 10_000}, "The 'n_threads' parameter .* in the range \\[1, "),
+        ({"max_fun": 0}, "The 'max_fun' parameter of FusedMLPClassifier must be an int"),
     ],
 )
 def test_bad_parameters_are_refused_at_fit(data, kw, words):
     X, y = data["multiclass"]
     with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
         FusedMLPClassifier(**kw).fit(X, y)
+
+
+def test_parameters_are_scikit_learns_in_its_order(data):
+    """Every parameter of MLPClassifier / MLPRegressor, in the same order (the regressor's
+    ``loss`` first, as there), so that positional arguments and get_params carry over;
+    ``max_fun`` (L-BFGS's) is kept, "poisson" refused."""
+    import inspect
+
+    for ours, theirs in ((FusedMLPClassifier, MLPClassifier), (FusedMLPRegressor, MLPRegressor)):
+        names = list(inspect.signature(theirs).parameters)
+        assert list(inspect.signature(ours).parameters)[: len(names)] == names
+        assert ours(**theirs(hidden_layer_sizes=(5,), max_fun=7).get_params()).max_fun == 7
+    X, y = data["regression"]
+    with pytest.raises(ValueError, match="loss='poisson' is not supported by fusedmlp"):
+        FusedMLPRegressor(loss="poisson").fit(X, y)
+    with pytest.raises(ValueError, match=r"The 'loss' parameter of FusedMLPRegressor must be"):
+        FusedMLPRegressor(loss="absolute_error").fit(X, y)
+    reg = FusedMLPRegressor("squared_error", (6,), max_iter=3, random_state=0)
+    assert reg.hidden_layer_sizes == (6,) and reg.loss == "squared_error"
 
 
 def test_partial_fit_refuses_early_stopping_and_needs_classes(data):

@@ -64,6 +64,7 @@ class BaseFusedMLP(BaseEstimator):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_fun=15000,
         dtype=None,
         n_threads=None,
     ):
@@ -89,6 +90,7 @@ class BaseFusedMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun  # L-BFGS's only (refused): accepted, as get_params gives it
         self.dtype = dtype
         self.n_threads = n_threads
 

@@ -29,6 +29,8 @@ _PARAMS_DOC = """
     early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change
         As scikit-learn's, with its defaults (``learning_rate`` and ``power_t`` for
         "sgd" only, as there).
+    max_fun : int, default=15000
+        Checked and kept, as scikit-learn does; only "lbfgs" would use it.
     dtype : {None, "float32", "float64"}, default=None
         The training dtype: None keeps float32 input in float32, anything else float64.
     n_threads : int, optional
@@ -176,7 +178,9 @@ class FusedMLPRegressor(RegressorMixin, BaseFusedMLP):
     square), the same parameters, the same numbers, faster.
 """
         + _PARAMS_DOC
-        + """
+        + """    loss : {"squared_error"}, default="squared_error"
+        MLPRegressor's; its "poisson" is refused.
+
     Attributes
     ----------
     coefs_, intercepts_, loss_, loss_curve_, best_loss_, validation_scores_,
@@ -190,13 +194,57 @@ class FusedMLPRegressor(RegressorMixin, BaseFusedMLP):
     >>> from fusedmlp.sklearn import FusedMLPRegressor
     >>> X = np.random.default_rng(0).normal(size=(300, 2))
     >>> y = X[:, 0] - 2 * X[:, 1]
-    >>> reg = FusedMLPRegressor((20,), learning_rate_init=0.01, random_state=0)
+    >>> reg = FusedMLPRegressor(hidden_layer_sizes=(20,), learning_rate_init=0.01, random_state=0)
     >>> reg.fit(X, y).score(X, y) > 0.99
     True
     """
     )
 
     _loss = "mse"
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dtype=None,
+        n_threads=None,
+    ):
+        # MLPRegressor's parameters in its order, ``loss`` (scikit-learn 1.7) first as
+        # there: listed here, since scikit-learn reads the parameters off __init__
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+            dtype=dtype, n_threads=n_threads,
+        )  # fmt: skip
+        self.loss = loss
 
     def fit(
         self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None

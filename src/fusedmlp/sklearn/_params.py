@@ -49,6 +49,14 @@ def check_params(est) -> None:
             "MLPRegressor for L-BFGS."
         )
     _options(est, "solver", ("sgd", "adam"))
+    if hasattr(est, "loss"):  # the regressor's
+        if est.loss == "poisson":
+            raise ValueError(
+                "loss='poisson' is not supported by fusedmlp (its regressor has an identity "
+                "output and the squared error); use loss='squared_error', or "
+                "scikit-learn's MLPRegressor for Poisson regression."
+            )
+        _options(est, "loss", ("squared_error",))
     _options(est, "learning_rate", ("constant", "invscaling", "adaptive"))
     reals = [
         ("alpha", 0.0, np.inf, "[0.0, inf)"),
@@ -67,7 +75,7 @@ def check_params(est) -> None:
         ok = _real(v) and (v > lo if open_lo else v >= lo) and (v < hi if open_hi else v <= hi)
         if not ok:
             _fail(est, name, f"a float in the range {text}")
-    for name in ("max_iter", "n_iter_no_change"):
+    for name in ("max_iter", "n_iter_no_change", "max_fun"):
         v = getattr(est, name)
         if not (_int(v) and v >= 1):
             _fail(est, name, "an int in the range [1, inf)")
