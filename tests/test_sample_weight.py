@@ -276,3 +276,25 @@ def test_sample_weight_with_a_dask_x_is_refused_before_any_cluster(weighted):
         FusedMLPClassifier(max_iter=2).fit(
             da.from_array(X, chunks=50), ys["binary"], sample_weight=w
         )
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_a_batch_whose_weights_add_up_to_zero_is_a_clear_error(shuffle):
+    """scikit-learn's MLP raises ZeroDivisionError from np.average there; the estimators
+    say which batch and what to do, before the kernel divides by 0."""
+    rng = np.random.default_rng(8)
+    X, y = rng.normal(size=(100, 3)), rng.integers(0, 2, 100)
+    w = np.where(np.arange(100) < 50, 0.0, 1.0)
+    est = FusedMLPClassifier((4,), batch_size=10 if not shuffle else 2, shuffle=shuffle)
+    with pytest.raises(
+        ValueError,
+        match=r"sample weights of a batch add up to 0 \(places 0 to 9 "
+        if not shuffle
+        else r"sample weights of a batch add up to 0 \(places",
+    ):
+        est.fit(X, y, sample_weight=w)
+    ok = FusedMLPClassifier((4,), batch_size=60, shuffle=False, max_iter=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ok.fit(X, y, sample_weight=w)  # no batch of zeros: trains
+    assert np.isfinite(ok.loss_curve_).all()
