@@ -118,6 +118,12 @@ for _n in ("digits", "wine", "iris", "diabetes"):
             _k = f"sk-{_n}-{_s}-{_d}"
             _RATIOS[f"{_k} sklearn / fusedmlp"] = (f"{_k}/sklearn", f"{_k}/fused")
 _RATIOS["sk-grid sklearn / fusedmlp"] = ("sk-grid/sklearn", "sk-grid/fused")
+for _n in ("digits", "wine", "iris", "diabetes"):
+    _RATIOS[f"sk-w-{_n} sklearn / fusedmlp"] = (f"sk-w-{_n}/sklearn", f"sk-w-{_n}/fused")
+    _RATIOS[f"sk-w-{_n} fusedmlp weighted / unweighted"] = (
+        f"sk-w-{_n}/fused",
+        f"sk-{_n}-adam-float64/fused",
+    )
 
 for _impl in ("public", "kernel", "forward-then-numpy"):
     _RATIOS[f"accuracy-1e7 {_impl} / P2-1e7 compiled float64 epoch"] = (

@@ -8,8 +8,8 @@ tests/test_bench_smoke.py runs each once, small.
   training part's mean and deviation (the regressor's target too).
 - ``make_fit``: one fit with 64 hidden relu units, the given solver and otherwise
   scikit-learn's defaults (batches of min(200, n), at most 200 epochs, tol 1e-4), on
-  the data in the given dtype; ``run()`` returns the test score (accuracy or R^2) and
-  the epochs run.
+  the data in the given dtype, optionally with sample weights (``weights``); ``run()``
+  returns the test score (accuracy or R^2) and the epochs run.
 - ``make_grid``: GridSearchCV over 24 settings on digits (3 folds, n_jobs=1 for both).
 """
 
@@ -63,19 +63,35 @@ def estimator(name: str, impl: str, **params):
     return cls(**params)
 
 
-def make_fit(name: str, impl: str, solver: str, dtype: str = "float64", **params):
-    """run() -> (test score, epochs): one fit from scratch."""
+def weights(name: str, y):
+    """Sample weights for the weighted fits: the classes balanced (scikit-learn's
+    "balanced" weights, n / (k n_c)) for the classifiers, uniform on [0.5, 2) drawn
+    from seed 0 for the regressor."""
+    import numpy as np
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    if name == "diabetes":
+        return np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    return compute_sample_weight("balanced", y)
+
+
+def make_fit(
+    name: str, impl: str, solver: str, dtype: str = "float64", weighted: bool = False, **params
+):
+    """run() -> (test score, epochs): one fit from scratch (with ``weighted``, given the
+    sample weights of ``weights``; the test score is then weighted too)."""
     from sklearn.exceptions import ConvergenceWarning
 
     Xtr, Xte, ytr, yte = load(name, dtype)
     params = dict({"hidden_layer_sizes": HIDDEN, "solver": solver, "random_state": 0}, **params)
+    w_tr, w_te = (weights(name, ytr), weights(name, yte)) if weighted else (None, None)
 
     def run():
         model = estimator(name, impl, **params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(Xtr, ytr)
-        return float(model.score(Xte, yte)), model.n_iter_
+            model.fit(Xtr, ytr, sample_weight=w_tr)
+        return float(model.score(Xte, yte, sample_weight=w_te)), model.n_iter_
 
     return run
 

@@ -12,6 +12,9 @@ Groups (medians of whole fits; the ratios are printed in the session's summary):
   the same number of epochs). Target: fusedmlp at least 10x faster.
 - ``sk-grid``: GridSearchCV over 24 settings on digits (3 folds, n_jobs=1), one round
   each. Target: at least 10x faster.
+- ``sk-w-<data set>``: the adam float64 fit with sample weights (classes balanced; the
+  regressor's uniform on [0.5, 2)), both libraries: the same weighted test score and
+  epochs; the summary also gives fusedmlp's weighted fit against its unweighted one.
 
 Needs scikit-learn (the ``sklearn`` extra, part of ``test`` and ``bench``).
 """
@@ -47,6 +50,24 @@ def test_fit(benchmark, medians, report, case, impl):
                f"(scikit-learn), epochs {e1} / {e2}")  # fmt: skip
         if dtype == "float64":
             assert s1 == pytest.approx(s2, rel=1e-9, abs=1e-12) and e1 == e2
+
+
+@pytest.mark.parametrize("impl", ["fused", "sklearn"])
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.benchmark(group=f"sk-w-{n}")) for n in E.DATASETS],
+)
+def test_weighted_fit(benchmark, medians, report, name, impl):
+    run = E.make_fit(name, impl, "adam", weighted=True)
+    score, epochs = _time(benchmark, medians, run, 1, f"sk-w-{name}/{impl}",
+                          heavy=name == "digits")  # fmt: skip
+    benchmark.extra_info.update(score=score, epochs=epochs)
+    _SCORES.setdefault(("w", name), {})[impl] = (score, epochs)
+    if len(_SCORES[("w", name)]) == 2:
+        (s1, e1), (s2, e2) = _SCORES[("w", name)]["fused"], _SCORES[("w", name)]["sklearn"]
+        report(f"sk-w-{name}: weighted test score {s1:.4f} (fusedmlp) {s2:.4f} "
+               f"(scikit-learn), epochs {e1} / {e2}")  # fmt: skip
+        assert s1 == pytest.approx(s2, rel=1e-9, abs=1e-12) and e1 == e2
 
 
 @pytest.mark.benchmark(group="sk-grid")
