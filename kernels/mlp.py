@@ -19,6 +19,8 @@ Legend (one sample per column, as in fusedmlp.reference):
          (softmax: (1/m) sum Y (logsumexp(Z2) - Z2)); Y may be class indices (m,)
     D2 = dL/dZ2: MSE (2/m)(A2 - Y) A2 (1 - A2) (identity: (2/m)(A2 - Y)),
          CROSS_ENTROPY (A2 - Y)/m
+    wt (m,) sample weights, or (0,) for none: each sample's loss and D2 column count
+         w_j times, and sum(w) takes m's place (elementwise.loss_delta)
     dW2 = D2 A1^T, db2 = rowsum D2, D1 = (W2^T D2) g'(A1), dW1 = D1 X^T, db1 = rowsum D1
 
 How the work is laid out:

@@ -11,7 +11,9 @@ Each epoch (or batch) runs the chunk code of mlp.py, records the loss (plus the 
 term) of the parameters it started from, and updates them with optim.update; after the
 epoch, optim.epoch_end moves the learning-rate schedule. Arguments (legend of mlp.py and
 optim.py): losses (>= n_epochs,) float64 output; partials (n_chunk, n_par + 1) float64
-scratch; kind, plan as for loss_and_grads; first, the number of epochs run before this
+scratch; kind, plan as for loss_and_grads; wt (m,) the samples' weights in X's dtype, or
+(0,) for none (with weights, a batch's sums are divided by its weights' sum instead of
+its size: scikit-learn's sample_weight); first, the number of epochs run before this
 call (for the schedule); codes, hyper, moments, clock, the optimizer's. Returns
 (n_done, status): OK, NONFINITE_GRADS or UPDATE_OVERFLOW (the parameters are those
 before the failing update, losses[n_done] holds its loss) or SCHEDULE_STOP (the
