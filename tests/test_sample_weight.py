@@ -298,3 +298,29 @@ def test_a_batch_whose_weights_add_up_to_zero_is_a_clear_error(shuffle):
         warnings.simplefilter("ignore", ConvergenceWarning)
         ok.fit(X, y, sample_weight=w)  # no batch of zeros: trains
     assert np.isfinite(ok.loss_curve_).all()
+
+
+def test_weights_pass_through_scikit_learns_tools(weighted):
+    """GridSearchCV.fit(..., sample_weight=), cross_val_score(params=) and a Pipeline's
+    step__sample_weight reach the estimator as they reach MLPClassifier: the same
+    scores and losses."""
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, w, ys = weighted
+    y = ys["multiclass"]
+    got = []
+    for cls in (FusedMLPClassifier, MLPClassifier):
+        est = cls(hidden_layer_sizes=(5,), max_iter=10, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            grid = GridSearchCV(est, {"alpha": [1e-4, 1e-1]}, cv=3).fit(X, y, sample_weight=w)
+            cv = cross_val_score(est, X, y, cv=3, params={"sample_weight": w})
+            pipe = make_pipeline(StandardScaler(), est)
+            pipe.fit(X, y, **{f"{cls.__name__.lower()}__sample_weight": w})
+        got.append((grid.cv_results_["mean_test_score"], cv, pipe[-1].loss_))
+    (g1, c1, l1), (g2, c2, l2) = got
+    np.testing.assert_allclose(g1, g2, rtol=1e-12)
+    np.testing.assert_allclose(c1, c2, rtol=1e-12)
+    assert l1 == pytest.approx(l2, rel=1e-9)
