@@ -353,35 +353,36 @@ def count_correct_serial(counts, W1, b1, W2, b2, X, Y, kind, plan):
 
 
 @_parallel
-def loss_and_grads(grad, partials, W1, b1, W2, b2, X, Y, kind, plan):
+def loss_and_grads(grad, partials, W1, b1, W2, b2, X, Y, wt, kind, plan):
     """Loss and all four gradients in one pass over the samples; returns the loss.
 
-    grad (n_par + 1,) float64 output: dW1, db1, dW2, db2 flattened, then m * loss.
-    partials (n_chunk, n_par + 1) float64 scratch. W1 (n_h, n_x), b1 (n_h, 1),
-    W2 (n_y, n_h), b2 (n_y, 1), X (n_x, m), Y (n_y, m): C-contiguous, one float dtype.
-    act, loss: ACTIVATIONS and LOSSES codes; plan: (blk, wide, n_chunk).
+    grad (n_par + 1,) float64 output: dW1, db1, dW2, db2 flattened, then m * loss (with
+    weights: sum(w) * loss). partials (n_chunk, n_par + 1) float64 scratch. W1 (n_h, n_x),
+    b1 (n_h, 1), W2 (n_y, n_h), b2 (n_y, 1), X (n_x, m), Y (n_y, m): C-contiguous, one
+    float dtype; wt (m,) sample weights or (0,). act, loss: ACTIVATIONS and LOSSES codes;
+    plan: (blk, wide, n_chunk).
     """
-    scale = _delta_scale(X, kind[1], X.shape[1])
-    wt = no_weights(X)
+    sw = weight_sum(wt, X.shape[1])
+    scale = _delta_scale(X, kind[1], sw)
     n_chunk = partials.shape[0]
     for c in prange(n_chunk):
         scratch = _scratch(W1, W2, X, plan)
         _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, wt, c, n_chunk, kind, scale, plan)
     _sum_all(grad, partials)
-    return _mean(grad[-1], X.shape[1])
+    return _mean(grad[-1], sw)
 
 
 @_serial
-def loss_and_grads_serial(grad, partials, W1, b1, W2, b2, X, Y, kind, plan):
+def loss_and_grads_serial(grad, partials, W1, b1, W2, b2, X, Y, wt, kind, plan):
     """loss_and_grads in one thread: the same chunks and sums, so the same bits."""
-    scale = _delta_scale(X, kind[1], X.shape[1])
-    wt = no_weights(X)
+    sw = weight_sum(wt, X.shape[1])
+    scale = _delta_scale(X, kind[1], sw)
     n_chunk = partials.shape[0]
     scratch = _scratch(W1, W2, X, plan)
     for c in range(n_chunk):
         _chunk_grads(partials[c], scratch, W1, b1, W2, b2, X, Y, wt, c, n_chunk, kind, scale, plan)
     _sum_partials(grad, partials, 0, grad.shape[0])
-    return _mean(grad[-1], X.shape[1])
+    return _mean(grad[-1], sw)
 
 
 @_parallel

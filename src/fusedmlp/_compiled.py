@@ -196,6 +196,7 @@ def loss_and_grads(
     activation: str = "sigmoid",
     loss: str = "mse",
     output: str = "sigmoid",
+    weights: np.ndarray | None = None,
 ) -> tuple[float, dict]:
     """Loss and gradients in one fused parallel pass over the samples.
 
@@ -208,6 +209,8 @@ def loss_and_grads(
         a softmax output Y may also be (m,) integer class indices.
     activation, loss, output : str
         A key of ``kernels.ACTIVATIONS`` / ``kernels.LOSSES`` / ``kernels.OUTPUTS``.
+    weights : ndarray (m,), optional
+        Sample weights: each sample's loss counts w_j times, divided by sum(w), not m.
 
     Returns
     -------
@@ -229,10 +232,24 @@ def loss_and_grads(
     W1, b1, W2, b2, X, Y = _prepare(params, X, Y)
     plan = _plan(W1, W2, X)
     grad, partials = _scratch(W1, W2, plan)
+    wt = _weights(weights, X)
     kernel = _pick(_k.loss_and_grads, _k.loss_and_grads_serial)
     with _LOCK, _blas_threads(plan):
-        total = kernel(grad, partials, W1, b1, W2, b2, X, Y, kind, plan)
+        total = kernel(grad, partials, W1, b1, W2, b2, X, Y, wt, kind, plan)
     return float(total), _unpack(grad, W1, W2)
+
+
+def _weights(weights, X: np.ndarray) -> np.ndarray:
+    """The kernels' weights argument: (0,) for none, else (m,) C-contiguous in X's dtype
+    (the kernels read it unchecked: its length is checked here)."""
+    if weights is None:
+        return np.empty(0, X.dtype)
+    wt = np.ascontiguousarray(weights, dtype=X.dtype)
+    _check(
+        wt.shape == (X.shape[1],),
+        f"weights must be one per sample, shape ({X.shape[1]},), got {wt.shape}",
+    )
+    return wt
 
 
 def predict_proba(

@@ -153,10 +153,12 @@ def epoch_runner(
     n_par = _k.n_params(W1.shape[1], W1.shape[0], W2.shape[0])
     _c._check(state.moments.shape == (2, n_par), "the optimizer state has the wrong size")
     opt = (state.codes, state.hyper, state.moments, state.clock)
-    wt = _weights(weights, X)
+    wt = _c._weights(weights, X)
     if batch_size is not None and batch_size < X.shape[1]:
         return _batch_runner(W1, b1, W2, b2, X, Y, wt, kind, opt, int(batch_size), seed)
     m = X.shape[1]
+    if wt.size:
+        check_batch_weights(wt, np.arange(m)[None, :], m)
     if path is None:
         serial = m <= _k.config.serial_max_m(W1.shape[1], W1.shape[0], W2.shape[0])
         path = "serial" if serial else "parallel"
@@ -207,6 +209,7 @@ def _batch_runner(W1, b1, W2, b2, X, Y, wt, kind, opt, batch: int, seed: int):
     """``run`` for mini-batch epochs (see epoch_runner)."""
     m = X.shape[1]
     plan, parallel, partials, Xb, Yb = _batch_setup(W1, W2, X, Y, batch)
+    zeros_possible = wt.size and not (wt > 0).all()  # a batch's weights could sum to 0
 
     def run(n_epochs: int, losses: np.ndarray, first: int = 0, orders=None) -> tuple[int, int]:
         _checked(n_epochs, losses)
@@ -218,6 +221,8 @@ def _batch_runner(W1, b1, W2, b2, X, Y, wt, kind, opt, batch: int, seed: int):
                 orders[i] = epoch_order(seed, first + i, m)
         else:
             orders = _checked_orders(orders, n_epochs, m)
+        if zeros_possible:
+            check_batch_weights(wt, orders, batch)
         threads = parallel and not _c._SERIAL_ONLY
         turn = _c._LOCK if threads else contextlib.nullcontext()
         with turn, _c._blas_threads(plan):
@@ -260,17 +265,21 @@ def window_runner(p: dict, Y0: np.ndarray, kind: tuple, state: OptState, batch: 
     return step
 
 
-def _weights(weights, X: np.ndarray) -> np.ndarray:
-    """The kernels' weights argument: (0,) for none, else (m,) C-contiguous in X's dtype
-    (the kernels read it unchecked: its length is checked here)."""
-    if weights is None:
-        return np.empty(0, X.dtype)
-    wt = np.ascontiguousarray(weights, dtype=X.dtype)
-    _c._check(
-        wt.shape == (X.shape[1],),
-        f"weights must be one per sample, shape ({X.shape[1]},), got {wt.shape}",
-    )
-    return wt
+def check_batch_weights(w: np.ndarray, orders: np.ndarray, batch: int) -> None:
+    """ValueError if a batch's sample weights add up to 0: its loss and gradient are
+    divided by that sum (scikit-learn's MLP raises ZeroDivisionError there). orders:
+    each epoch's sample order (a row per epoch), cut into batches of ``batch``."""
+    m = orders.shape[1]
+    sums = np.add.reduceat(w[orders].astype(np.float64), np.arange(0, m, batch), axis=1)
+    bad = np.argwhere(sums == 0)
+    if bad.size:
+        b = int(bad[0][1])
+        raise ValueError(
+            f"The sample weights of a batch add up to 0 (places {b * batch} to "
+            f"{min(m, (b + 1) * batch) - 1} of an epoch's order of {m} samples, batches "
+            f"of {batch}), so its loss cannot be normalised. Give fewer zero weights, a "
+            f"larger batch size, or drop the samples of weight 0."
+        )
 
 
 def _checked_orders(orders, n_epochs: int, m: int) -> np.ndarray:

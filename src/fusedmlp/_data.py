@@ -136,11 +136,35 @@ def split(X, Y, fraction: float, seed: int, output: str) -> tuple:
     both parts; a class too small for both is refused), drawn from the seed.
     """
     train, val = split_index(Y, X.shape[1], fraction, seed, output)
-
-    def take(A, idx):
-        return A[idx] if A.ndim == 1 else A[:, idx]
-
     return take(X, train), take(Y, train), take(X, val), take(Y, val)
+
+
+def take(A: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The samples idx of A: entries of a vector (m,), columns of a matrix (n, m)."""
+    return A[idx] if A.ndim == 1 else A[:, idx]
+
+
+def check_weights(w, m: int, dtype) -> np.ndarray | None:
+    """Sample weights for ``train``: None, or (m,) finite, >= 0 and not all 0, as a
+    C-contiguous array of the working dtype; a ValueError naming what is wrong."""
+    if w is None:
+        return None
+    w = np.asarray(w)
+    if w.shape != (m,) or w.dtype.kind not in "biuf":
+        raise ValueError(
+            f"sample_weight must be {m} real numbers, one per sample (a column of X), "
+            f"got an array of shape {w.shape} and dtype {w.dtype}."
+        )
+    w = np.ascontiguousarray(w, dtype=dtype)
+    bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    if bad.size:
+        raise ValueError(
+            f"sample_weight must be finite and >= 0; sample {bad[0]} has {w[bad[0]]} "
+            f"({bad.size} such samples in all)."
+        )
+    if not w.any():
+        raise ValueError("sample_weight is 0 for every sample: give some samples weight.")
+    return w
 
 
 def split_index(Y, m: int, fraction: float, seed: int, output: str) -> tuple:

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from . import _compiled, outofcore, reference
+from . import _compiled, _compiled_train, outofcore, reference
 from ._optstate import OptState
 from ._validation import PARAM_NAMES
 from .kernels import NONFINITE_GRADS as NONFINITE_LOSS  # status codes: the kernels' own
@@ -44,14 +44,14 @@ def numpy_epochs(p, X, Y, activation, loss, lr, n_epochs, losses_out):
     return numpy_runner(p, X, Y, state)(n_epochs, losses_out)
 
 
-def numpy_runner(p, X, Y, state: OptState, stop=None):
+def numpy_runner(p, X, Y, state: OptState, stop=None, weights=None):
     """The reference runner for ``state``'s settings: full batch, or shuffled
     mini-batches in the compiled runner's order (the same permutations, the same
     updates, so the two backends agree to rounding).
 
     ``stop()`` (optional) is asked between mini-batches: an epoch cut short is undone
     (parameters and optimizer state) and not counted, so that it can be run again whole
-    and resuming gives the same bits.
+    and resuming gives the same bits. ``weights`` (m,): the samples' weights, or None.
     """
     s = state.settings
     m = X.shape[1]
@@ -59,9 +59,12 @@ def numpy_runner(p, X, Y, state: OptState, stop=None):
         Y = reference.one_hot(Y, p["W2"].shape[0], X.dtype)
     batch = s.batch_size if s.batch_size is not None and s.batch_size < m else None
 
-    def update(Xb, Yb):
-        """(loss, status) of one update from the samples Xb, Yb."""
-        L, g = reference.loss_and_grads(p, Xb, Yb, s.activation, s.loss, s.output, s.alpha)
+    if weights is not None and batch is None:
+        _compiled_train.check_batch_weights(weights, np.arange(m)[None, :], m)
+
+    def update(Xb, Yb, wb):
+        """(loss, status) of one update from the samples Xb, Yb (weights wb or None)."""
+        L, g = reference.loss_and_grads(p, Xb, Yb, s.activation, s.loss, s.output, s.alpha, wb)
         if not math.isfinite(L):
             return L, NONFINITE_LOSS
         return L, state.step(p, g)
@@ -69,8 +72,10 @@ def numpy_runner(p, X, Y, state: OptState, stop=None):
     def epoch(i):
         """(loss, status) of epoch i; status None when stop() cut it short."""
         if batch is None:
-            return update(X, Y)
+            return update(X, Y, weights)
         order = np.random.default_rng([s.seed, i]).permutation(m)
+        if weights is not None:
+            _compiled_train.check_batch_weights(weights, order[None, :], batch)
         at_start = (_snapshot(p), state.arrays()) if stop is not None else None
         total = 0.0
         for start in range(0, m, batch):
@@ -78,7 +83,7 @@ def numpy_runner(p, X, Y, state: OptState, stop=None):
                 _restore(p, state, at_start)
                 return 0.0, None
             idx = order[start : start + batch]
-            L, status = update(X[:, idx], Y[:, idx])
+            L, status = update(X[:, idx], Y[:, idx], None if weights is None else weights[idx])
             if status != OK:
                 return L, status
             total += L * len(idx)
@@ -101,15 +106,16 @@ def numpy_runner(p, X, Y, state: OptState, stop=None):
     return run
 
 
-def make_runner(backend, p, X, Y, state: OptState, stop=None):
-    """The runner for these settings: ``run(n_epochs, losses_out, first)``."""
+def make_runner(backend, p, X, Y, state: OptState, stop=None, weights=None):
+    """The runner for these settings: ``run(n_epochs, losses_out, first)``; ``weights``
+    the samples' weights, or None."""
     if backend == "numpy":
-        return numpy_runner(p, X, Y, state, stop)
+        return numpy_runner(p, X, Y, state, stop, weights)
     s = state.settings
     # prepared once: a call then costs ~1 us, so progress every few epochs is free
     return _compiled.epoch_runner(
         p, X, Y, s.activation, s.loss, output=s.output, state=state,
-        batch_size=s.batch_size, seed=s.seed,
+        batch_size=s.batch_size, seed=s.seed, weights=weights,
     )  # fmt: skip
 
 

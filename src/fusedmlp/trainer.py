@@ -40,6 +40,7 @@ def train(
     X: np.ndarray,
     Y: np.ndarray,
     *,
+    sample_weight: np.ndarray | None = None,
     hidden: int | None = None,
     activation: str | None = None,
     output: str | None = None,
@@ -85,6 +86,12 @@ def train(
         Targets: for a sigmoid output in [0, 1] (required for cross-entropy; (m,) is one
         output); for softmax one-hot or probability columns (K, m), or integer class
         indices (m,) (the network gets max + 1 outputs); for identity any real numbers.
+    sample_weight : array (m,), optional
+        Each sample's weight (finite, >= 0, not all 0): a batch's loss and gradient are
+        sum_j w_j loss_j / sum_j w_j (the L2 term divided by sum_j w_j too), as
+        scikit-learn's MLP takes its ``sample_weight``; the held-out samples of
+        ``validation_fraction`` are scored with their weights. Data, not a setting: a
+        checkpoint does not keep it (give it again to ``resume``). Not for cluster data.
     hidden : int, default 4
         Hidden units; taken from ``init``/``resume`` when one is given.
     activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
@@ -192,7 +199,14 @@ def train(
     ((2, 8, 2), 'cross_entropy')
     """
     if _data.on_cluster(X):
-        return _on_cluster(locals())
+        if sample_weight is not None:
+            raise ValueError(
+                "sample_weight is not supported for data on a dask cluster (a dask array "
+                "or shard files): train on in-memory arrays to weigh the samples."
+            )
+        args = locals()
+        del args["sample_weight"]
+        return _on_cluster(args)
     if client is not None:
         raise ValueError(
             f"client= trains on a dask cluster, but X is a {type(X).__name__}, which "
@@ -207,13 +221,14 @@ def train(
         settings = _settings(given, resume, init)
         start = resume.params if resume is not None else init
         X, Y, p = _data_and_params(X, Y, hidden, settings, start, backend)
-        X, Y, holdout = _split(X, Y, settings, backend, resume)
+        w = _data.check_weights(sample_weight, X.shape[1], X.dtype)
+        X, Y, w, holdout = _split(X, Y, w, settings, backend, resume)
         state = OptState(settings, p, None if resume is None else resume.state)
         history = np.zeros(0) if resume is None else _history(resume)
         first = len(history)
         if resume is not None and "lr" in given:  # a new rate from here on
             state.new_rate(settings.lr, first, X.shape[1])
-        run = _driver.make_runner(backend, p, X, Y, state, stop=lambda: ctrl_c.hit)
+        run = _driver.make_runner(backend, p, X, Y, state, stop=lambda: ctrl_c.hit, weights=w)
         buf = _driver.Losses(history, first + epochs)
         result = TrainResult(params=p, losses=history, settings=settings, backend=backend)
         with _threads(threads):
@@ -317,15 +332,23 @@ def _data_and_params(X, Y, hidden, s: Settings, start, backend: str) -> tuple:
     return X, Y, p
 
 
-def _split(X, Y, s: Settings, backend: str, resume) -> tuple:
-    """(X, Y, Holdout or None): the training samples and the held-out ones."""
+def _split(X, Y, w, s: Settings, backend: str, resume) -> tuple:
+    """(X, Y, w, Holdout or None): the training samples (and their weights w, or None)
+    and the held-out ones."""
     if s.validation_fraction is None:
-        return X, Y, None
-    X, Y, Xv, Yv = _data.split(X, Y, s.validation_fraction, s.seed, s.output)
+        return X, Y, w, None
+    train, val = _data.split_index(Y, X.shape[1], s.validation_fraction, s.seed, s.output)
+    X, Y, Xv, Yv = (
+        _data.take(X, train),
+        _data.take(Y, train),
+        _data.take(X, val),
+        _data.take(Y, val),
+    )
+    w, wv = (None, None) if w is None else (w[train], w[val])
     history = val_history(resume)
     if backend == "numba":  # the split's copies are C-contiguous already
         X, Y, Xv, Yv = (np.ascontiguousarray(a) for a in (X, Y, Xv, Yv))
-    return X, Y, Holdout(Xv, Yv, s, backend, history)
+    return X, Y, w, Holdout(Xv, Yv, s, backend, history, weights=wv)
 
 
 def val_history(resume) -> tuple:

@@ -58,10 +58,8 @@ class Loop:
             if weights is not None:  # split as scikit-learn splits them, with X and y
                 self.weights, self.w_val = weights[train], weights[val]
         self.n = X.shape[0]
-        self.batch = batch = _batch(est.batch_size, self.n)
+        batch = _batch(est.batch_size, self.n)
         self.mini = batch < self.n
-        if weights is not None and not self.mini:
-            _check_weight_sums(self.weights[None, :], batch)
         self.run_k = self._runner(X, T, batch if self.mini else None)
         self.order = np.arange(self.n)
         self.losses = np.empty(1)  # grown to the epochs of a call
@@ -135,8 +133,6 @@ class Loop:
         return orders
 
     def _call(self, k: int, orders: np.ndarray) -> tuple[int, int]:
-        if self.mini and self.weights is not None:
-            _check_weight_sums(self.weights[orders], self.batch)
         if self.mini:
             done, status = self.run_k(k, self.losses[:k], orders=orders)
         else:
@@ -263,22 +259,6 @@ def _batch(batch_size, n: int) -> int:
             stacklevel=6,
         )
     return int(np.clip(batch_size, 1, n))
-
-
-def _check_weight_sums(w: np.ndarray, batch: int) -> None:
-    """ValueError if a batch's sample weights add up to 0: its loss and gradient are
-    divided by that sum (scikit-learn's MLP raises ZeroDivisionError there). w: the
-    weights of each epoch (rows) in the order of its samples."""
-    sums = np.add.reduceat(w, np.arange(0, w.shape[1], batch), axis=1)
-    bad = np.argwhere(sums == 0)
-    if bad.size:
-        e, b = bad[0]
-        raise ValueError(
-            f"The sample weights of a batch add up to 0 (places {b * batch} to "
-            f"{min(w.shape[1], (b + 1) * batch) - 1} of an epoch's order of {w.shape[1]} "
-            f"samples, batches of {batch}), so its loss cannot be normalised. Give fewer "
-            f"zero weights, a larger batch_size, or drop the samples of weight 0."
-        )
 
 
 def _split(est, n: int, y) -> tuple[np.ndarray, np.ndarray]:
