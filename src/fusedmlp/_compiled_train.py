@@ -158,7 +158,7 @@ def epoch_runner(
         return _batch_runner(W1, b1, W2, b2, X, Y, wt, kind, opt, int(batch_size), seed)
     m = X.shape[1]
     if wt.size:
-        check_batch_weights(wt, np.arange(m)[None, :], m)
+        check_batch_weights(wt, None, m)
     if path is None:
         serial = m <= _k.config.serial_max_m(W1.shape[1], W1.shape[0], W2.shape[0])
         path = "serial" if serial else "parallel"
@@ -265,12 +265,16 @@ def window_runner(p: dict, Y0: np.ndarray, kind: tuple, state: OptState, batch: 
     return step
 
 
-def check_batch_weights(w: np.ndarray, orders: np.ndarray, batch: int) -> None:
+def check_batch_weights(w: np.ndarray, orders: np.ndarray | None, batch: int) -> None:
     """ValueError if a batch's sample weights add up to 0: its loss and gradient are
     divided by that sum (scikit-learn's MLP raises ZeroDivisionError there). orders:
-    each epoch's sample order (a row per epoch), cut into batches of ``batch``."""
-    m = orders.shape[1]
-    sums = np.add.reduceat(w[orders].astype(np.float64), np.arange(0, m, batch), axis=1)
+    each epoch's sample order (a row per epoch), cut into batches of ``batch``; None
+    for full batches (one sum, no copy of the weights)."""
+    if orders is None:
+        m, sums = w.shape[0], np.array([[np.sum(w, dtype=np.float64)]])
+    else:
+        m = orders.shape[1]
+        sums = np.add.reduceat(w[orders].astype(np.float64), np.arange(0, m, batch), axis=1)
     bad = np.argwhere(sums == 0)
     if bad.size:
         b = int(bad[0][1])

@@ -60,7 +60,7 @@ def numpy_runner(p, X, Y, state: OptState, stop=None, weights=None):
     batch = s.batch_size if s.batch_size is not None and s.batch_size < m else None
 
     if weights is not None and batch is None:
-        _compiled_train.check_batch_weights(weights, np.arange(m)[None, :], m)
+        _compiled_train.check_batch_weights(weights, None, m)
 
     def update(Xb, Yb, wb):
         """(loss, status) of one update from the samples Xb, Yb (weights wb or None)."""
