@@ -61,6 +61,8 @@ def numpy_runner(p, X, Y, state: OptState, stop=None, weights=None):
 
     if weights is not None and batch is None:
         _compiled_train.check_batch_weights(weights, None, m)
+    # only a weight of 0 can leave a batch summing to 0 (train's weights are >= 0)
+    zeros = weights is not None and not (weights > 0).all()
 
     def update(Xb, Yb, wb):
         """(loss, status) of one update from the samples Xb, Yb (weights wb or None)."""
@@ -74,7 +76,7 @@ def numpy_runner(p, X, Y, state: OptState, stop=None, weights=None):
         if batch is None:
             return update(X, Y, weights)
         order = np.random.default_rng([s.seed, i]).permutation(m)
-        if weights is not None:
+        if zeros:
             _compiled_train.check_batch_weights(weights, order[None, :], batch)
         at_start = (_snapshot(p), state.arrays()) if stop is not None else None
         total = 0.0

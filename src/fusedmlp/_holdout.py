@@ -82,11 +82,9 @@ class Holdout:
                 A2 = _compiled.predict_proba(p, X, s.activation, s.output)
             else:
                 Yd = reference.one_hot(Y, p["W2"].shape[0], X.dtype) if Y.ndim == 1 else Y
-                loss = reference.cost(
-                    reference.forward(p, X, s.activation, s.output), Yd, s.loss, s.output,
-                    weights=w,
-                )  # fmt: skip
-                A2 = reference.predict_proba(p, X, s.activation, s.output)
+                cache = reference.forward(p, X, s.activation, s.output)  # one pass for both
+                loss = reference.cost(cache, Yd, s.loss, s.output, weights=w)
+                A2 = cache["A2"]
             return float(loss), score(A2, Y, s.output, w)
 
 
