@@ -16,6 +16,10 @@ cross-entropy):
     SIGMOID_OUT + CROSS_ENTROPY  A2 = sigmoid(Z2)   D2 = s (A2 - Y)
     SOFTMAX + CROSS_ENTROPY      A2 = softmax(Z2)   D2 = s (A2 - Y)   (columns of Y sum to 1)
     IDENTITY + MSE               A2 = Z2            D2 = s (A2 - Y)
+    EXP_OUT + POISSON            A2 = exp(Z2)       D2 = s (A2 - Y)   (s = 1/m; Y >= 0)
+
+The Poisson loss is half the Poisson deviance, Y log(Y / A2) - Y + A2, computed from Z2
+as A2 - Y Z2 + (Y log Y - Y): one log per entry (a library call, not vectorised).
 """
 
 import math
@@ -29,11 +33,11 @@ from .config import jit
 from .expfn import exp, log1p_unit, sigmoid, tanh
 
 SIGMOID, TANH, RELU = 0, 1, 2
-MSE, CROSS_ENTROPY = 0, 1
-SIGMOID_OUT, SOFTMAX, IDENTITY = 0, 1, 2
+MSE, CROSS_ENTROPY, POISSON = 0, 1, 2
+SIGMOID_OUT, SOFTMAX, IDENTITY, EXP_OUT = 0, 1, 2, 3
 ACTIVATIONS = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU}
-LOSSES = {"mse": MSE, "cross_entropy": CROSS_ENTROPY}
-OUTPUTS = {"sigmoid": SIGMOID_OUT, "softmax": SOFTMAX, "identity": IDENTITY}
+LOSSES = {"mse": MSE, "cross_entropy": CROSS_ENTROPY, "poisson": POISSON}
+OUTPUTS = {"sigmoid": SIGMOID_OUT, "softmax": SOFTMAX, "identity": IDENTITY, "exp": EXP_OUT}
 
 _inner = jit()
 
@@ -119,7 +123,7 @@ def softmax_columns(D, L, T):
 
 @_inner
 def apply_output(D, L, out, T):
-    """D[:, :L] = out(Z2) in place: sigmoid, softmax over each column, or identity."""
+    """D[:, :L] = out(Z2) in place: sigmoid, softmax over each column, identity or exp."""
     if out == SOFTMAX:
         softmax_columns(D, L, T)
     elif out == SIGMOID_OUT:
@@ -127,6 +131,18 @@ def apply_output(D, L, out, T):
             d = D[o]
             for j in range(L):
                 d[j] = sigmoid(d[j])
+    elif out == EXP_OUT:
+        for o in range(D.shape[0]):
+            d = D[o]
+            for j in range(L):
+                d[j] = exp(d[j])
+
+
+@_inner
+def ylogy_minus_y(u):
+    """u log u - u in float64 (0 at u = 0): the Poisson loss's term of the target alone."""
+    v = np.float64(u)
+    return v * math.log(v) - v if v > 0.0 else -v
 
 
 @_inner
@@ -134,7 +150,8 @@ def loss_delta(row, D2, Y, wt, j0, L, loss, out, scale, T):
     """D2[:, :L] holds Z2; overwrite it with dL/dZ2, row[db2] += its row sums; return the
     summed loss (float64: a block sum in the data's dtype, added in float64).
 
-    scale = 2/m (mse) or 1/m (cross-entropy), in the data's dtype; T (2, blk) scratch.
+    scale = 2/m (mse) or 1/m (cross-entropy, Poisson), in the data's dtype; T (2, blk)
+    scratch.
     wt: the samples' weights (m,) in the data's dtype, or (0,) for none; with weights,
     each sample's loss and delta count w_j times, and scale divides by sum(w), not m.
     """
@@ -154,6 +171,15 @@ def loss_delta(row, D2, Y, wt, j0, L, loss, out, scale, T):
                 r = d[j] - y[j]
                 acc += r * r
                 t = scale * r
+                d[j] = t
+                acc_b2 += t
+        elif out == EXP_OUT:
+            for j in range(L):
+                z, u = d[j], y[j]
+                a = exp(z)
+                acc += a - u * z
+                total += ylogy_minus_y(u)
+                t = scale * (a - u)
                 d[j] = t
                 acc_b2 += t
         elif loss == MSE:
@@ -232,6 +258,11 @@ def _weighted_loss_delta(row, D2, Y, w, j0, L, loss, out, scale, T):
                 r = z - u
                 acc += w[j] * (r * r)
                 t = scale * w[j] * r
+            elif out == EXP_OUT:
+                a = exp(z)
+                acc += w[j] * (a - u * z)
+                total += np.float64(w[j]) * ylogy_minus_y(u)
+                t = scale * w[j] * (a - u)
             elif loss == MSE:
                 a = sigmoid(z)
                 r = a - u

@@ -14,11 +14,12 @@ Legend (one sample per column, as in fusedmlp.reference):
            partials); config.plan chooses them per network and m
 
     Z1 = W1 X + b1, A1 = g(Z1)        g: SIGMOID | TANH | RELU (small int codes)
-    Z2 = W2 A1 + b2, A2 = o(Z2)       o: SIGMOID_OUT | SOFTMAX | IDENTITY
+    Z2 = W2 A1 + b2, A2 = o(Z2)       o: SIGMOID_OUT | SOFTMAX | IDENTITY | EXP_OUT
     loss MSE = (1/m) sum (A2 - Y)^2, CROSS_ENTROPY = (1/m) sum Y sp(-Z2) + (1-Y) sp(Z2)
-         (softmax: (1/m) sum Y (logsumexp(Z2) - Z2)); Y may be class indices (m,)
+         (softmax: (1/m) sum Y (logsumexp(Z2) - Z2)); Y may be class indices (m,);
+         POISSON (exp only) = (1/m) sum A2 - Y Z2 + Y log Y - Y
     D2 = dL/dZ2: MSE (2/m)(A2 - Y) A2 (1 - A2) (identity: (2/m)(A2 - Y)),
-         CROSS_ENTROPY (A2 - Y)/m
+         CROSS_ENTROPY and POISSON (A2 - Y)/m
     wt (m,) sample weights, or (0,) for none: each sample's loss and D2 column count
          w_j times, and sum(w) takes m's place (elementwise.loss_delta)
     dW2 = D2 A1^T, db2 = rowsum D2, D1 = (W2^T D2) g'(A1), dW1 = D1 X^T, db1 = rowsum D1
@@ -57,10 +58,12 @@ from .config import BLOCK, FASTMATH_EXACT, jit
 from .elementwise import (
     ACTIVATIONS,
     CROSS_ENTROPY,
+    EXP_OUT,
     IDENTITY,
     LOSSES,
     MSE,
     OUTPUTS,
+    POISSON,
     RELU,
     SIGMOID,
     SIGMOID_OUT,
@@ -73,7 +76,7 @@ from .elementwise import (
 from .expfn import sigmoid
 
 __all__ = ["ACTIVATIONS", "CROSS_ENTROPY", "LOSSES", "MSE", "RELU", "SIGMOID", "TANH"]
-__all__ += ["IDENTITY", "OUTPUTS", "SIGMOID_OUT", "SOFTMAX"]
+__all__ += ["EXP_OUT", "IDENTITY", "OUTPUTS", "POISSON", "SIGMOID_OUT", "SOFTMAX"]
 
 # the status codes of training (kernels/train.py): the update's, and the adaptive
 # schedule's stop

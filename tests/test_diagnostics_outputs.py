@@ -1,4 +1,4 @@
-"""gradcheck and explain for the softmax and identity outputs and the L2 penalty alpha.
+"""gradcheck and explain for the softmax, identity and exp outputs and the L2 penalty alpha.
 
 Every gradient here is judged by gradcheck's central differences of the reference loss
 (reference.cost, L2 term included), an independent computation from the back-propagation
@@ -25,12 +25,14 @@ def verdicts(r):
 
 def targets(output, seed=0):
     """Y for a 3-output network on M samples: class indices for softmax (every class 4
-    times), regression values for identity, 0/1 labels for sigmoid."""
+    times), regression values for identity, counts for exp, 0/1 labels for sigmoid."""
     rng = np.random.RandomState(seed)
     if output == "softmax":
         return rng.permutation(np.arange(M) % 3)
     if output == "identity":
         return 2 * rng.randn(3, M)
+    if output == "exp":
+        return rng.poisson(2.0, (3, M)).astype(float)
     return rng.randint(0, 2, (3, M)).astype(float)
 
 
@@ -74,13 +76,17 @@ def user_net(p, X, Y, *, output, loss, activation="sigmoid", alpha=0.0, bug=None
         E = np.exp(Z2 - Z2.max(axis=axis, keepdims=True))
         A2 = E / E.sum(axis=axis, keepdims=True)
     else:
-        A2 = Z2 if output == "identity" else sigmoid(Z2)
+        A2 = {"identity": Z2, "exp": np.exp(Z2)}.get(output, sigmoid(Z2))
     err = {"sign": Y - A2, "abs": np.abs(A2 - Y)}.get(bug, A2 - Y)
-    dZ2 = (1 if loss == "cross_entropy" else 2) * err / m
+    if bug == "dA2":  # dL/dA2 of the Poisson loss
+        err = 1 - Y / A2
+    dZ2 = (2 if loss == "mse" else 1) * err / m
     if loss == "mse" and output == "sigmoid":
         dZ2 = dZ2 * A2 * (1 - A2)
     if bug == "sigmoid_deriv":  # the output sigmoid's derivative where none belongs
         dZ2 = dZ2 * A2 * (1 - A2)
+    if bug == "exp_deriv":  # the exp's derivative A2 left in
+        dZ2 = dZ2 * A2
     if bug == "no_2":
         dZ2 = dZ2 / 2
     if bug == "no_1_over_m":
@@ -241,6 +247,14 @@ NAMED = [
     ("softmax", "cross_entropy", ALPHA, "l2_no_m", "W1 W2", "L2 term not divided by m"),
     ("sigmoid", "cross_entropy", ALPHA, "l2_no_m", "W1 W2", "L2 term not divided by m"),
     ("identity", "mse", ALPHA, "l2_doubled", "W1 W2", "L2 term doubled"),
+    # exp with the Poisson loss
+    ("exp", "poisson", 0.0, "exp_deriv", "W1 b1 W2 b2", "extra factor A2 (the exp's"),
+    ("exp", "poisson", ALPHA, "dA2", "W1 b1 W2 b2", "is dL/dA2, not dL/dZ2"),
+    ("exp", "poisson", 0.0, "sign", "W1 b1 W2 b2", "sign flipped"),
+    ("exp", "poisson", 0.0, "no_1_over_m", "W1 b1 W2 b2", f"{M}x too large"),
+    ("exp", "poisson", ALPHA, "tanh_deriv", "W1 b1", "derivative of tanh"),
+    ("exp", "poisson", ALPHA, "l2_missing", "W1 W2", "L2 term missing"),
+    ("exp", "poisson", ALPHA, "l2_biases", "b1 b2", "L2 applied to the biases"),
 ]
 
 
@@ -284,6 +298,8 @@ def test_no_l2_hint_without_alpha(point):
     [
         ({"output": "softmax", "loss": "mse"}, ValueError, "loss='mse' does not go with output="),
         ({"output": "identity", "loss": "cross_entropy"}, ValueError, "use loss='mse'"),
+        ({"output": "exp", "loss": "mse"}, ValueError, "use loss='poisson'"),
+        ({"output": "identity", "loss": "poisson"}, ValueError, "use loss='mse'"),
         ({"output": "softmx"}, ValueError, "unknown output 'softmx'.*Did you mean 'softmax'"),
         ({"alpha": -0.1}, ValueError, r"alpha \(the L2 penalty\) must be >= 0, got -0.1"),
         ({"alpha": "big"}, TypeError, "alpha must be a number"),
@@ -308,12 +324,14 @@ def test_bad_targets_are_refused(point):
     one = init_params(2, 4, 1, seed=0)
     with pytest.raises(ValueError, match=r"softmax needs at least 2 outputs.*W2 is \(1, 4\)"):
         gradcheck(user_net, one, X, np.zeros(M, dtype=int), output="softmax")
+    with pytest.raises(ValueError, match=r"needs targets >= 0.*Y\[0, 0\] is -1"):
+        gradcheck(user_net, p, X, -np.ones((3, M)), output="exp")
 
 
 def test_loss_defaults_to_the_outputs(point):
     # loss=None: cross_entropy for softmax, mse for identity and sigmoid (as before)
     p, X = point
-    for output, loss in (("softmax", "cross_entropy"), ("identity", "mse")):
+    for output, loss in (("softmax", "cross_entropy"), ("identity", "mse"), ("exp", "poisson")):
 
         def fn(p, X, Y, output=output, loss=loss):
             return user_net(p, X, Y, output=output, loss=loss, alpha=ALPHA)

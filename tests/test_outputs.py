@@ -1,4 +1,4 @@
-"""Softmax and identity outputs in the kernels, against the NumPy reference.
+"""Softmax, identity and exp outputs in the kernels, against the NumPy reference.
 
 Tolerances and error scales as in test_kernels.py. Softmax targets are given both as
 (K, m) probabilities / one-hot columns and as (m,) class indices, which the kernels read
@@ -32,6 +32,8 @@ def _case(n_x, n_h, n_y, m, output, dtype, seed, labels):
         if not labels:  # some soft targets too: probabilities summing to 1
             soft = rng.dirichlet(np.ones(n_y), size=m // 3).T
             Y[:, : m // 3] = soft
+    elif output == "exp":
+        Y = rng.poisson(1.5, size=(n_y, m)).astype(np.float64)  # counts, zeros among them
     else:
         Y = rng.normal(size=(n_y, m)) * 2
     p = {k: v.astype(dtype) for k, v in p.items()}
@@ -46,7 +48,7 @@ def _dense(Y, n_y):
 
 @st.composite
 def cases(draw):
-    output = draw(st.sampled_from(["softmax", "identity"]))
+    output = draw(st.sampled_from(["softmax", "identity", "exp"]))
     wide = draw(st.booleans())
     n_x = draw(st.integers(config.WIDE_MIN_X, 40) if wide else st.integers(1, 4))
     n_h = draw(st.integers(config.WIDE_MIN_H, 40) if wide else st.integers(1, 7))

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from fusedmlp import reference
-from fusedmlp.reference import ACTIVATIONS, LOSSES
+from fusedmlp.reference import ACTIVATIONS, OUTPUT_LOSSES
+
+LOSSES = OUTPUT_LOSSES["sigmoid"]  # the default output's (the others: PAIRS, below)
 
 PARAMS = ("W1", "b1", "W2", "b2")
 
@@ -167,7 +169,7 @@ def test_nan_propagates():
 
 
 # ---------------------------------------------------------------------------
-# outputs (sigmoid, softmax, identity) and the L2 penalty
+# outputs (sigmoid, softmax, identity, exp) and the L2 penalty
 
 PAIRS = [(o, loss) for o, losses in reference.OUTPUT_LOSSES.items() for loss in losses]
 
@@ -180,6 +182,8 @@ def output_problem(seed, n_x, n_h, n_y, m, output):
         Y[:, : m // 2] = np.eye(n_y)[:, rng.randint(0, n_y, m // 2)]  # and some one-hot
     elif output == "identity":
         Y = rng.randn(n_y, m) * 3  # real-valued targets
+    elif output == "exp":
+        Y = rng.poisson(2.0, (n_y, m)).astype(float)  # counts, zeros among them
     else:
         Y = rng.rand(n_y, m)
     return p, X, Y

@@ -35,6 +35,7 @@ NETS = [  # (output, loss, n_y)
     ("sigmoid", "cross_entropy", 2),
     ("sigmoid", "mse", 1),
     ("identity", "mse", 2),
+    ("exp", "poisson", 2),
 ]
 
 
@@ -47,6 +48,8 @@ def _problem(output, n_y, n_x, n_h, m, seed, dtype=np.float64):
         Y, Yd = labels.astype(np.int64), reference.one_hot(labels, n_y, dtype)
     elif output == "identity":
         Y = Yd = rng.normal(size=(n_y, m)).astype(dtype)
+    elif output == "exp":
+        Y = Yd = rng.poisson(1.5, (n_y, m)).astype(dtype)
     else:
         Y = Yd = (rng.random((n_y, m)) < 0.5).astype(dtype)
     p = {
@@ -55,6 +58,8 @@ def _problem(output, n_y, n_x, n_h, m, seed, dtype=np.float64):
         "W2": rng.normal(size=(n_y, n_h)) * 0.3,
         "b2": rng.normal(size=(n_y, 1)) * 0.1,
     }
+    if output == "exp":  # small Z2 at first, so that steps of 0.1 do not overflow exp
+        p["W2"] *= 0.1
     w = (rng.random(m) * 3).astype(dtype)
     return p, X, Y, Yd, w
 

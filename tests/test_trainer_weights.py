@@ -23,6 +23,8 @@ def _data(output, m=240, seed=0):
         Y = (X[0] > 0).astype(int) + (X[1] > 0.5)  # 3 classes, labels (m,)
     elif output == "identity":
         Y = (X[:1] - X[1:2] ** 2) + 0.1 * rng.normal(size=(1, m))
+    elif output == "exp":
+        Y = rng.poisson(np.exp(0.5 * X[:2] - 0.2 * X[2:])).astype(float)  # 2 count outputs
     else:
         Y = (X[:2] > 0).astype(float)  # 2 sigmoid outputs
     return X, Y, rng.uniform(0.2, 3.0, m)
@@ -31,7 +33,7 @@ def _data(output, m=240, seed=0):
 OPTIONS = dict(hidden=6, activation="tanh", optimizer="adam", lr=0.01, alpha=0.1, seed=3)
 
 
-@pytest.mark.parametrize("output", ["softmax", "sigmoid", "identity"])
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", "identity", "exp"])
 @pytest.mark.parametrize("batch_size", [None, 50])
 def test_both_backends_train_the_same_weighted_run(output, batch_size):
     X, Y, w = _data(output)
@@ -59,7 +61,7 @@ def test_integer_weights_train_as_repeated_samples():
         np.testing.assert_allclose(a.params[key], b.params[key], rtol=1e-11, atol=1e-13)
 
 
-@pytest.mark.parametrize("output", ["softmax", "sigmoid", "identity"])
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", "identity", "exp"])
 def test_held_out_samples_are_scored_with_their_weights(output):
     X, Y, w = _data(output)
     kw = dict(OPTIONS, output=output, epochs=15, validation_fraction=0.25, patience=100)
@@ -78,7 +80,7 @@ def test_held_out_samples_are_scored_with_their_weights(output):
     A2 = cache["A2"]
     if output == "softmax":
         want = accuracy_score(Y[val], A2.argmax(axis=0), sample_weight=w[val])
-    elif output == "identity":
+    elif output in ("identity", "exp"):
         want = r2_score(Yv.T, A2.T, sample_weight=w[val])
     else:
         want = np.average(((A2 > 0.5) == (Yv > 0.5)).mean(axis=0), weights=w[val])

@@ -4,7 +4,8 @@
 - softmax: Y (K, m) one-hot or probabilities (every column >= 0 and summing to 1), or
   (m,) integer class indices 0..K-1, kept as they are (the kernels read them as one-hot;
   no K x m matrix is built), K the number of outputs;
-- identity: Y (n_y, m), or (m,) for one output, any finite real numbers.
+- identity: Y (n_y, m), or (m,) for one output, any finite real numbers;
+- exp (the Poisson loss): the same, every value >= 0 (counts or rates).
 
 ``split`` holds out a share of the samples for validation, stratified by class for
 sigmoid and softmax outputs, drawn from the run's seed.
@@ -17,6 +18,7 @@ import os
 import numpy as np
 
 from ._validation import _real_array, check_X, check_XY
+from .reference import REGRESSION
 
 SUM_TOL = 1e-6  # how far from 1 a column of softmax targets may sum
 _ONE_CLASS = (
@@ -45,7 +47,22 @@ def check_targets(X, Y, output: str, loss: str, *, p: dict | None = None, traini
         )
     if output == "softmax":
         _check_distributions(Y)
+    if output == "exp":
+        _check_counts(Y)
     return X, Y
+
+
+def _check_counts(Y: np.ndarray) -> None:
+    """Targets of an exp output (the Poisson loss) are >= 0: its log(Y / A2) is not
+    defined for a negative one."""
+    neg = np.argwhere(Y < 0)
+    if neg.size:
+        o, j = (int(i) for i in neg[0])
+        raise ValueError(
+            f"output='exp' (the Poisson loss) needs targets >= 0 (counts or rates); Y[{o}, "
+            f"{j}] is {Y[o, j]:.6g} ({neg.shape[0]} negative values). Shift or transform "
+            "the targets, or use output='identity' (squared error) for signed values."
+        )
 
 
 def is_dask(X) -> bool:
@@ -118,7 +135,7 @@ def _check_distributions(Y: np.ndarray) -> None:
 
 def _classes(Y: np.ndarray, output: str) -> np.ndarray | None:
     """The class of every sample, for stratifying; None for regression."""
-    if output == "identity":
+    if output in REGRESSION:
         return None
     if Y.ndim == 1:
         return Y

@@ -25,6 +25,7 @@ _LOSS_ROWS = {
     ),
     ("softmax", "cross_entropy"): ("-(1/m) sum Y * log A2", "(A2 - Y) / m"),
     ("identity", "mse"): ("(1/m) sum (A2 - Y)**2", "(2/m) * (A2 - Y)"),
+    ("exp", "poisson"): ("(1/m) sum [Y log(Y / A2) - Y + A2]", "(A2 - Y) / m"),
 }
 
 
@@ -134,6 +135,8 @@ def _forward_rows(n_x, n_h, n_y, m, activation, output):
         rows.append(("A2", "sigmoid(Z2)", _s(n_y, m), _EW))
     elif output == "identity":
         rows.append(("A2", "Z2", _s(n_y, m), "identity: no output function"))
+    elif output == "exp":
+        rows.append(("A2", "exp(Z2)", _s(n_y, m), f"{_EW}: the Poisson mean, > 0"))
     else:
         shifted = "Z2 - Z2.max(axis=0, keepdims=True)"
         rows += [

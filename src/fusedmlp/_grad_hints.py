@@ -113,6 +113,12 @@ _OUTPUT_MISTAKES = {
             lambda A2, Y, Z2, m: (A2 - Y) / m
         ),
     },
+    ("exp", "poisson"): {
+        "delta2 has an extra factor A2 (the exp's derivative left in): exp with the "
+        "Poisson loss gives delta2 = (A2 - Y) / m": (lambda A2, Y, Z2, m: (A2 - Y) * A2 / m),
+        "delta2 = (1 - Y / A2) / m is dL/dA2, not dL/dZ2: multiply by exp's derivative "
+        "A2, which gives (A2 - Y) / m": (lambda A2, Y, Z2, m: (1 - Y / A2) / m),
+    },
 }
 
 L2 = "L2 "  # the hints of the penalty's mistakes start so (not delta1's fault: see diagnostics)

@@ -5,7 +5,7 @@ After every epoch the driver calls ``Holdout.record(epoch, params)``, which eval
 the parameters just updated on the held-out samples: the loss (the training loss's
 formula without the L2 term: a measure of fit, not of the weights) and the score,
 accuracy for sigmoid and softmax outputs (as ``fusedmlp.accuracy``) or R^2 for identity
-(1 - residual / total sum of squares, averaged over the outputs, as scikit-learn's
+and exp (1 - residual / total sum of squares, averaged over the outputs, as scikit-learn's
 ``r2_score``); with sample weights, each held-out sample counts its weight in all three,
 as scikit-learn's early stopping scores them. As in scikit-learn, an epoch improves
 when its score beats the best so far by more than ``tol``; after ``patience`` epochs
@@ -89,7 +89,7 @@ class Holdout:
 
 
 def score(A2: np.ndarray, Y: np.ndarray, output: str, weights=None) -> float:
-    """Accuracy (sigmoid, softmax) or mean R^2 over the outputs (identity) of outputs A2;
+    """Accuracy (sigmoid, softmax) or mean R^2 over the outputs (identity, exp) of A2;
     with ``weights`` (m,), each sample counts its weight (scikit-learn's sample_weight).
 
     >>> score(np.array([[0.2, 0.9, 0.4]]), np.array([[0.0, 1.0, 1.0]]), "sigmoid")

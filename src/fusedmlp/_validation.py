@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from .outofcore import is_mapped
-from .reference import ACTIVATIONS, LOSSES
+from .reference import ACTIVATIONS, LOSSES, OUTPUTS
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 BACKENDS = ("numba", "numpy")
@@ -47,7 +47,7 @@ def check_loss(loss: object) -> str:
 
 
 def check_output(output: object) -> str:
-    return _choice("output", output, ("sigmoid", "softmax", "identity"))
+    return _choice("output", output, OUTPUTS)
 
 
 def check_backend(backend: object) -> str:

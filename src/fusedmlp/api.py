@@ -135,7 +135,8 @@ def predict_proba(
     backend: str = "numba",
 ) -> np.ndarray:
     """The outputs A2, shape (n_y, m), in X's working dtype: probabilities for a sigmoid
-    (each output its own) or softmax output (each column sums to 1), values for identity.
+    (each output its own) or softmax output (each column sums to 1), values for identity
+    and exp (the mean of the Poisson loss's count: exp(Z2)).
 
     ``backend="numba"`` evaluates with the compiled blocked forward kernel (parallel,
     no array of size n_h x m), ``"numpy"`` with the reference.
@@ -161,7 +162,7 @@ def predict(
 ) -> np.ndarray:
     """Predictions: for sigmoid, labels 0/1 (A2 > 0.5) as int8, shape (n_y, m); for
     softmax, class indices (argmax over the outputs) as int64, shape (m,); for
-    identity, the values A2, shape (n_y, m).
+    identity and exp (regression), the values A2, shape (n_y, m).
 
     Examples
     --------
@@ -177,7 +178,7 @@ def predict(
     A2 = predict_proba(params, X, activation=activation, output=output, backend=backend)
     if output == "softmax":
         return A2.argmax(axis=0).astype(np.int64)
-    if output == "identity":
+    if output in reference.REGRESSION:
         return A2
     return (A2 > 0.5).astype(np.int8)
 
@@ -193,7 +194,8 @@ def accuracy(
 ) -> float:
     """Fraction that ``predict`` gets right: for sigmoid, the entries of Y thresholded
     at 0.5; for softmax, the samples whose class (Y's class index (m,), or the argmax of
-    its one-hot column) is the predicted one. Not defined for identity (use ``score``).
+    its one-hot column) is the predicted one. Not defined for the regression outputs,
+    identity and exp (use ``score``).
 
     Examples
     --------
@@ -202,9 +204,9 @@ def accuracy(
     0.5
     """
     backend = check_backend(backend)
-    if output == "identity":
+    if output in reference.REGRESSION:
         raise ValueError(
-            "accuracy compares class labels; an identity output predicts values: use "
+            f"accuracy compares class labels; an {output} output predicts values: use "
             "fusedmlp.score (R^2) for regression."
         )
     p, X, Y, activation, output = _checked_model(params, X, activation, output, Y)
@@ -239,7 +241,7 @@ def score(
     backend: str = "numba",
 ) -> float:
     """scikit-learn's score: ``accuracy`` for sigmoid and softmax outputs, R^2 for
-    identity (1 - residual / total sum of squares, averaged over the outputs).
+    identity and exp (1 - residual / total sum of squares, averaged over the outputs).
 
     Examples
     --------
@@ -248,7 +250,7 @@ def score(
     >>> score(p, np.zeros((1, 3)), np.array([1.0, 2.0, 3.0]), output="identity")
     0.0
     """
-    if output != "identity":
+    if output not in reference.REGRESSION:
         return accuracy(params, X, Y, activation=activation, output=output, backend=backend)
     backend = check_backend(backend)
     p, X, Y, activation, output = _checked_model(params, X, activation, output, Y)

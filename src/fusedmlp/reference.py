@@ -8,22 +8,25 @@ Written for reading, not speed. Legend (one sample per column):
     W2 (n_y, n_h) b2 (n_y, 1)   Z2, A2 (n_y, m)
 
     Z1 = W1 @ X + b1     A1 = g(Z1)           g in {"sigmoid", "tanh", "relu"}
-    Z2 = W2 @ A1 + b2    A2 = out(Z2)         out in {"sigmoid", "softmax", "identity"}
+    Z2 = W2 @ A1 + b2    A2 = out(Z2)         out in {"sigmoid", "softmax", "identity", "exp"}
 
 The output and the loss go in pairs (OUTPUT_LOSSES): a sigmoid per output with mse or
 (binary) cross-entropy, softmax over the outputs of a sample with (categorical)
-cross-entropy, identity (regression) with mse:
+cross-entropy, identity (regression) with mse, exp (regression of counts or rates,
+Y >= 0) with the Poisson loss, half the Poisson deviance (scikit-learn's):
 
     sigmoid + mse            L = (1/m) sum (A2 - Y)^2
     sigmoid + cross_entropy  L = -(1/m) sum Y log A2 + (1 - Y) log(1 - A2)
     softmax + cross_entropy  L = -(1/m) sum_i sum_k Y_ki log A2_ki
     identity + mse           L = (1/m) sum (A2 - Y)^2
+    exp + poisson            L = (1/m) sum Y log(Y / A2) - Y + A2   (Y log Y = 0 at Y = 0)
 
 and an L2 penalty ``alpha`` adds (alpha / (2 m)) (||W1||^2 + ||W2||^2) to L (biases
 unpenalised). Back-propagation in delta form (``*`` elementwise, ``@`` a matrix product):
 
     delta2 = dL/dZ2                  sigmoid + mse: (2/m) (A2 - Y) * A2 * (1 - A2)
                                      sigmoid or softmax + cross_entropy: (A2 - Y) / m
+                                     exp + poisson: (A2 - Y) / m
                                      identity + mse: (2/m) (A2 - Y)
     dW2 = delta2 @ A1.T + (alpha/m) W2      db2 = row sums of delta2
     delta1 = (W2.T @ delta2) * g'(Z1)
@@ -72,13 +75,15 @@ ACTIVATIONS = {
     "relu": (relu, _relu_grad),
 }
 
-LOSSES = ("mse", "cross_entropy")
-OUTPUTS = ("sigmoid", "softmax", "identity")
+LOSSES = ("mse", "cross_entropy", "poisson")
+OUTPUTS = ("sigmoid", "softmax", "identity", "exp")
+REGRESSION = ("identity", "exp")  # the outputs that predict values, not classes
 # the losses each output goes with (anything else is refused before training)
 OUTPUT_LOSSES = {
     "sigmoid": ("mse", "cross_entropy"),
     "softmax": ("cross_entropy",),
     "identity": ("mse",),
+    "exp": ("poisson",),
 }
 
 
@@ -95,7 +100,12 @@ def _logsumexp(z: np.ndarray) -> np.ndarray:
     return top + np.log(np.exp(z - top).sum(axis=0, keepdims=True))
 
 
-_OUT = {"sigmoid": sigmoid, "softmax": softmax, "identity": lambda z: z}
+_OUT = {"sigmoid": sigmoid, "softmax": softmax, "identity": lambda z: z, "exp": np.exp}
+
+
+def ylogy(y: np.ndarray) -> np.ndarray:
+    """y log y, 0 where y is 0 (its limit): the Poisson loss's constant term."""
+    return np.where(y > 0, y * np.log(np.where(y > 0, y, 1)), 0 * y)
 
 
 def softplus(z: np.ndarray) -> np.ndarray:
@@ -149,6 +159,9 @@ def cost(
         # -[Y log s(Z) + (1-Y) log(1 - s(Z))] = Y softplus(-Z) + (1-Y) softplus(Z):
         # exact from Z2, no log of an A2 that has rounded to 0 or 1.
         terms = Y * softplus(-Z2) + (1 - Y) * softplus(Z2)
+    elif loss == "poisson":
+        # Y log(Y / A2) - Y + A2 with log A2 = Z2: from Z2, no log of an A2 rounded to 0
+        terms = A2 - Y * Z2 + ylogy(Y) - Y
     else:
         raise ValueError(f"unknown loss {loss!r}")
     total = np.sum(terms if weights is None else terms * weights)  # over n_y * m entries
@@ -173,7 +186,7 @@ def output_delta(
     if loss == "mse":
         return (2 * f) * (A2 - Y) * A2 * (1 - A2)  # (n_y, m), all elementwise
     # sigmoid' cancels the log's derivative; for softmax the Jacobian does the same,
-    # given that every column of Y sums to 1
+    # given that every column of Y sums to 1; for exp + poisson, d(A2 - Y Z2)/dZ2 = A2 - Y
     return (A2 - Y) / m if weights is None else f * (A2 - Y)  # (n_y, m)
 
 

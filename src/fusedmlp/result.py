@@ -72,7 +72,7 @@ class TrainResult:
         ``fusedmlp._optstate``), which a resumed run continues from.
     val_losses, val_scores : ndarray or None
         With ``validation_fraction``: the held-out loss (without the L2 term) and score
-        (accuracy, or R^2 for an identity output) after each epoch's update.
+        (accuracy, or R^2 for an identity or exp output) after each epoch's update.
     best_epoch : int or None
         With validation: the epoch whose parameters ``params`` holds.
     interrupted : bool
@@ -124,7 +124,7 @@ class TrainResult:
 
     @property
     def output(self) -> str:
-        """The output layer: "sigmoid", "softmax" or "identity"."""
+        """The output layer: "sigmoid", "softmax", "identity" or "exp"."""
         return self.settings.output
 
     @property
@@ -155,13 +155,13 @@ class TrainResult:
         return predict_proba(self.params, X, activation=self.activation, output=self.output)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Labels (or values, for identity) for new data; see ``fusedmlp.predict``."""
+        """Labels (or values, for identity and exp) for new data; see ``fusedmlp.predict``."""
         from .api import predict
 
         return predict(self.params, X, activation=self.activation, output=self.output)
 
     def score(self, X: np.ndarray, Y: np.ndarray) -> float:
-        """Accuracy (or R^2 for identity) on X, Y; see ``fusedmlp.score``."""
+        """Accuracy (or R^2 for identity and exp) on X, Y; see ``fusedmlp.score``."""
         from .api import score
 
         return score(self.params, X, Y, activation=self.activation, output=self.output)

@@ -29,7 +29,12 @@ from .reference import OUTPUT_LOSSES, OUTPUTS
 # momentum 0.02, whose steady steps lr / (1 - mu) are gd's 0.2; Adam scikit-learn's 0.001
 DEFAULT_LR = {"gd": 0.2, "momentum": 0.02, "nesterov": 0.02, "adam": 0.001}
 # the loss of each output when none is given (sigmoid: the exercise's mse)
-DEFAULT_LOSS = {"sigmoid": "mse", "softmax": "cross_entropy", "identity": "mse"}
+DEFAULT_LOSS = {
+    "sigmoid": "mse",
+    "softmax": "cross_entropy",
+    "identity": "mse",
+    "exp": "poisson",
+}
 # which optimizer each option belongs to
 OPTIMIZER_OPTIONS = {
     "momentum": ("momentum", "nesterov"),

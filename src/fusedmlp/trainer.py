@@ -85,7 +85,8 @@ def train(
     Y : array (n_y, m), or (m,)
         Targets: for a sigmoid output in [0, 1] (required for cross-entropy; (m,) is one
         output); for softmax one-hot or probability columns (K, m), or integer class
-        indices (m,) (the network gets max + 1 outputs); for identity any real numbers.
+        indices (m,) (the network gets max + 1 outputs); for identity any real numbers;
+        for exp any real numbers >= 0 (counts or rates).
     sample_weight : array (m,), optional
         Each sample's weight (finite, >= 0, not all 0): a batch's loss and gradient are
         sum_j w_j loss_j / sum_j w_j (the L2 term divided by sum_j w_j too), as
@@ -96,12 +97,13 @@ def train(
         Hidden units; taken from ``init``/``resume`` when one is given.
     activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
         The hidden layer's.
-    output : {"sigmoid", "softmax", "identity"}, default "sigmoid"
-        Independent sigmoids (binary labels), a softmax over the classes, or linear
-        outputs for regression.
-    loss : {"mse", "cross_entropy"}
+    output : {"sigmoid", "softmax", "identity", "exp"}, default "sigmoid"
+        Independent sigmoids (binary labels), a softmax over the classes, linear
+        outputs for regression, or exp(Z2) for Poisson regression (counts, rates).
+    loss : {"mse", "cross_entropy", "poisson"}
         Default "mse" for sigmoid and identity, "cross_entropy" for softmax (the only
-        loss that goes with it; identity takes only "mse").
+        loss that goes with it; identity takes only "mse"), "poisson" for exp (its
+        only one: half the Poisson deviance, (1/m) sum Y log(Y / A2) - Y + A2).
     epochs : int
         Epochs to run in this call (>= 0); with ``resume``, epochs *more*.
     lr : float

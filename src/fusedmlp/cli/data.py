@@ -119,7 +119,8 @@ def labels_for(output: str, Y: np.ndarray, given: str | None, resumed: bool) -> 
         raise CliError(
             f"the labels are whole numbers 0..{K - 1}, the class indices of {K} classes, but "
             f"{which} learns 0/1 labels: use --output softmax for classes (or --output "
-            "identity to fit the numbers as values)" + (" in a new run" if resumed else ""),
+            "identity to fit the numbers as values, exp as counts)"
+            + (" in a new run" if resumed else ""),
             code=2,
         )
     return Y

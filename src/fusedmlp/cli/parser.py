@@ -145,7 +145,8 @@ def _add_trainer_options(p: argparse.ArgumentParser, defaults: dict, hidden: boo
         "--loss",
         choices=list(LOSSES),
         help=f"loss (default {defaults.get('loss', 'mse')}; a softmax output takes only "
-        "cross_entropy, an identity output only mse, and those are then the default)",
+        "cross_entropy, an identity output only mse, an exp output only poisson, and those "
+        "are then the default)",
     )
     g.add_argument(
         "--epochs",
@@ -208,7 +209,8 @@ def _add_optimizer_options(p: argparse.ArgumentParser) -> None:
         "--output",
         choices=list(OUTPUTS),
         help="output layer: sigmoid (a 0/1 label per output), softmax (one class per "
-        "sample) or identity (regression on the values). Default: softmax when the labels "
+        "sample), identity (regression on the values) or exp (Poisson regression on counts "
+        "or rates >= 0). Default: softmax when the labels "
         "are integer class indices (m,) with more than 2 classes, as --dataset spirals's, "
         "otherwise sigmoid",
     )
@@ -296,7 +298,7 @@ def _add_train(sub) -> None:
             "loss.png and summary.json. If training diverges, the last finite parameters\n"
             "are saved to model.npz and the exit status is 1. Integer class labels (m,)\n"
             "with more than 2 classes (--dataset spirals) train a softmax output.\n"
-            "The score printed is the accuracy, or R^2 for --output identity."
+            "The score printed is the accuracy, or R^2 for --output identity and exp."
         ),
         epilog=DATA_FORMATS + "\n" + EXIT_STATUS,
     )
@@ -361,14 +363,14 @@ def _add_explain_and_predict(sub) -> None:
     e.add_argument("--activation", choices=list(ACTIVATIONS), default="sigmoid")
     e.add_argument(
         "--output",
-        choices=["sigmoid", "softmax", "identity"],
+        choices=list(OUTPUTS),
         default="sigmoid",
         help="output layer (default sigmoid)",
     )
     e.add_argument(
         "--loss",
         choices=list(LOSSES),
-        help="default: the output's own (mse; cross_entropy for softmax)",
+        help="default: the output's own (mse; cross_entropy for softmax, poisson for exp)",
     )
     e.add_argument(
         "--alpha", type=_real(positive=False), default=0.0, help="L2 penalty (default 0)"
@@ -382,7 +384,7 @@ def _add_explain_and_predict(sub) -> None:
         description=(
             "Load CHECKPOINT (a model.npz written by train) and write, for each sample of\n"
             "DATA, what the model's output predicts: its n_y labels 0/1 (sigmoid), its class\n"
-            "index (softmax) or its n_y values (identity); with --proba, the outputs A2\n"
+            "index (softmax) or its n_y values (identity, exp); with --proba, the outputs A2\n"
             "(probabilities). The saved activation and output are used: no flag to repeat.\n"
             "One line per sample: space-separated on stdout or a text FILE, comma-separated\n"
             "for FILE.csv; FILE.npy gets one array, (n_y, m) with one sample per column, or\n"

@@ -12,6 +12,7 @@ from .._atomic import write_atomically
 from ..api import predict, predict_proba
 from ..checkpoint import load
 from ..diagnostics import explain
+from ..reference import REGRESSION
 from .common import CliError, check_outputs, refuse_overwrite
 from .data import read_data
 
@@ -82,5 +83,7 @@ def predict_command(args: argparse.Namespace) -> int:
 
 def _what(proba: bool, output: str, n: int) -> str:
     if proba:
-        return f"{n} probabilities" if output != "identity" else f"{n} values"
-    return {"softmax": "1 class index", "identity": f"{n} values"}.get(output, f"{n} labels")
+        return f"{n} probabilities" if output not in REGRESSION else f"{n} values"
+    if output in REGRESSION:
+        return f"{n} values"
+    return "1 class index" if output == "softmax" else f"{n} labels"

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import __version__
 from .._atomic import write_atomically
+from ..reference import REGRESSION
 from ..trainer import TrainingDiverged, train
 from . import training
 from .common import INTERRUPTED, SWEEP_DEFAULTS, CliError, make_out
@@ -48,7 +49,7 @@ def sweep_command(args: argparse.Namespace) -> int:
         f"{describe(data, X)}, hidden sizes {' '.join(map(str, args.hidden))}, "
         f"{training.describe_settings(settings)}, {args.epochs} epochs, backend {backend}"
     )
-    name = "R^2" if output == "identity" else "accuracy"
+    name = "R^2" if output in REGRESSION else "accuracy"
     print(f"{'hidden':>6}  {name:>8}  {'final loss':>10}  {'seconds':>8}", flush=True)
     kwargs = dict(backend=backend, **training.trainer_kwargs(args))
     presses = args.interrupts

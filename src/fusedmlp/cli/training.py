@@ -22,6 +22,7 @@ from .._atomic import write_atomically
 from .._validation import check_network_size, params_in, work_dtype
 from ..api import accuracy, score
 from ..checkpoint import load, save
+from ..reference import REGRESSION
 from ..settings import Settings
 from ..trainer import TrainingDiverged, TrainResult, train
 from .common import (
@@ -179,9 +180,10 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def score_of(res: TrainResult, X, Y, backend: str) -> tuple:
-    """("accuracy", value) for sigmoid and softmax outputs, ("R^2", value) for identity."""
-    if res.output == "identity":
-        r2 = score(res.params, X, Y, activation=res.activation, output="identity", backend=backend)
+    """("accuracy", value) for sigmoid and softmax outputs, ("R^2", value) for the
+    regression outputs, identity and exp."""
+    if res.output in REGRESSION:
+        r2 = score(res.params, X, Y, activation=res.activation, output=res.output, backend=backend)
         return "R^2", r2
     kw = dict(activation=res.activation, output=res.output, backend=backend)
     return "accuracy", accuracy(res.params, X, Y, **kw)
@@ -216,7 +218,7 @@ def _report(res: TrainResult, scored: tuple, seconds: float, first: int, say) ->
     if res.stop_epoch is not None:
         say(f"Early stop at epoch {res.stop_epoch}: no improvement by more than tol.")
     if res.best_epoch is not None:
-        best = ("accuracy" if res.output != "identity" else "R^2", res.val_scores[res.best_epoch])
+        best = ("R^2" if res.output in REGRESSION else "accuracy", res.val_scores[res.best_epoch])
         say(
             f"Validation: best {best[0]} {show_score(best)} on the held-out samples at epoch "
             f"{res.best_epoch}; the model keeps that epoch's parameters."
@@ -291,8 +293,8 @@ def _no_boundary(res: TrainResult) -> str | None:
     """Why no decision boundary can be drawn for this network, or None."""
     n_x, n_h, n_y_ = res.sizes
     net = f"this network is {n_x}-{n_h}-{n_y_}"
-    if res.output == "identity":
-        return f"an identity output predicts values, not classes ({net})"
+    if res.output in REGRESSION:
+        return f"an {res.output} output predicts values, not classes ({net})"
     if res.output == "softmax" and n_x != 2:
         return f"it needs 2 inputs (points in the plane), {net}"
     if res.output == "sigmoid" and (n_x != 2 or n_y_ != 1):
