@@ -37,7 +37,7 @@ from ._params import ACTIVATIONS, OUTPUTS, check_params, hidden_units
 class BaseFusedMLP(BaseEstimator):
     """The shared part of FusedMLPClassifier and FusedMLPRegressor (not used alone)."""
 
-    _loss = "cross_entropy"  # the kernels' loss (the regressor's: "mse")
+    _loss = "cross_entropy"  # the kernels' loss (the regressor's: "mse" or "poisson")
 
     def __init__(
         self,
@@ -187,7 +187,7 @@ class BaseFusedMLP(BaseEstimator):
         return float(self._state.clock[LR]) * self._scale()
 
     def _scale(self) -> float:
-        """2 for the regressor (fusedmlp's mse is twice scikit-learn's loss), else 1."""
+        """2 for squared_error (fusedmlp's mse is twice scikit-learn's loss), else 1."""
         return 2.0 if self._loss == "mse" else 1.0
 
     def _settings(self) -> Settings:

@@ -174,12 +174,14 @@ class FusedMLPClassifier(ClassifierMixin, BaseFusedMLP):
 class FusedMLPRegressor(RegressorMixin, BaseFusedMLP):
     __doc__ = (
         """Multi-layer perceptron regressor on fusedmlp's compiled kernels: scikit-learn's
-    MLPRegressor for one hidden layer (identity output, its squared error: half the mean
-    square), the same parameters, the same numbers, faster.
+    MLPRegressor for one hidden layer (identity output with its squared error, half the
+    mean square; or exp output with its Poisson loss, half the Poisson deviance), the
+    same parameters, the same numbers, faster.
 """
         + _PARAMS_DOC
-        + """    loss : {"squared_error"}, default="squared_error"
-        MLPRegressor's; its "poisson" is refused.
+        + """    loss : {"squared_error", "poisson"}, default="squared_error"
+        MLPRegressor's: "poisson" (scikit-learn 1.7) trains an exp output on half the
+        Poisson deviance, for targets >= 0 (counts, rates; a negative one is refused).
 
     Attributes
     ----------
@@ -200,7 +202,11 @@ class FusedMLPRegressor(RegressorMixin, BaseFusedMLP):
     """
     )
 
-    _loss = "mse"
+    @property
+    def _loss(self) -> str:
+        """The kernels' loss: fusedmlp's mse is twice scikit-learn's squared_error (see
+        _scale); its poisson is scikit-learn's."""
+        return "poisson" if self.loss == "poisson" else "mse"
 
     def __init__(
         self,
@@ -268,16 +274,22 @@ class FusedMLPRegressor(RegressorMixin, BaseFusedMLP):
         return X, self._checked_y(y, incremental)
 
     def _checked_y(self, y, incremental: bool):
-        """y after validate_data: one column as 1-D."""
+        """y after validate_data: one column as 1-D; >= 0 for the Poisson loss."""
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and (np.asarray(y) < 0).any():
+            # scikit-learn's wording (its PoissonRegressor's); its MLPRegressor takes
+            # them and its loss becomes NaN (the log of a negative number)
+            raise ValueError(
+                "Some value(s) of y are negative which is not allowed for Poisson regression."
+            )
         return y
 
     def _targets(self, y, dtype) -> np.ndarray:
         return np.ascontiguousarray(np.asarray(y, dtype).reshape(len(y), -1).T)
 
     def _out_activation(self) -> str:
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _stratify(self, y):
         return None

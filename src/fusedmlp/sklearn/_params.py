@@ -10,7 +10,7 @@ import numpy as np
 
 # scikit-learn's names -> fusedmlp's
 ACTIVATIONS = {"logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
-OUTPUTS = {"logistic": "sigmoid", "softmax": "softmax", "identity": "identity"}
+OUTPUTS = {"logistic": "sigmoid", "softmax": "softmax", "identity": "identity", "exp": "exp"}
 
 
 def _real(x) -> bool:
@@ -50,13 +50,7 @@ def check_params(est) -> None:
         )
     _options(est, "solver", ("sgd", "adam"))
     if hasattr(est, "loss"):  # the regressor's
-        if est.loss == "poisson":
-            raise ValueError(
-                "loss='poisson' is not supported by fusedmlp (its regressor has an identity "
-                "output and the squared error); use loss='squared_error', or "
-                "scikit-learn's MLPRegressor for Poisson regression."
-            )
-        _options(est, "loss", ("squared_error",))
+        _options(est, "loss", ("squared_error", "poisson"))
     _options(est, "learning_rate", ("constant", "invscaling", "adaptive"))
     reals = [
         ("alpha", 0.0, np.inf, "[0.0, inf)"),
