@@ -118,6 +118,11 @@ for _n in ("digits", "wine", "iris", "diabetes"):
             _k = f"sk-{_n}-{_s}-{_d}"
             _RATIOS[f"{_k} sklearn / fusedmlp"] = (f"{_k}/sklearn", f"{_k}/fused")
 _RATIOS["sk-grid sklearn / fusedmlp"] = ("sk-grid/sklearn", "sk-grid/fused")
+for _s in ("adam", "sgd"):
+    _RATIOS[f"sk-poisson-{_s} sklearn / fusedmlp"] = (
+        f"sk-poisson-{_s}/sklearn",
+        f"sk-poisson-{_s}/fused",
+    )
 for _n in ("digits", "wine", "iris", "diabetes"):
     _RATIOS[f"sk-w-{_n} sklearn / fusedmlp"] = (f"sk-w-{_n}/sklearn", f"sk-w-{_n}/fused")
     _RATIOS[f"sk-w-{_n} fusedmlp weighted / unweighted"] = (

@@ -6,6 +6,8 @@ tests/test_bench_smoke.py runs each once, small.
 - ``DATASETS``: digits, wine and iris (classifiers), diabetes (the regressor); each
   split 70/30 (stratified for classes, random_state 0) and standardised with the
   training part's mean and deviation (the regressor's target too).
+  ``POISSON`` ("diabetes-poisson"): the same split of diabetes for the Poisson loss
+  (``loss="poisson"``), its target (> 0) divided by the training part's mean.
 - ``make_fit``: one fit with 64 hidden relu units, the given solver and otherwise
   scikit-learn's defaults (batches of min(200, n), at most 200 epochs, tol 1e-4), on
   the data in the given dtype, optionally with sample weights (``weights``); ``run()``
@@ -19,6 +21,7 @@ import functools
 import warnings
 
 DATASETS = ("digits", "wine", "iris", "diabetes")
+POISSON = "diabetes-poisson"
 HIDDEN = (64,)
 GRID = {
     "hidden_layer_sizes": [(32,), (64,), (100,)],
@@ -34,8 +37,9 @@ def load(name: str, dtype: str = "float64"):
     from sklearn import datasets
     from sklearn.model_selection import train_test_split
 
-    X, y = getattr(datasets, f"load_{name}")(return_X_y=True)
-    regression = name == "diabetes"
+    poisson = name == POISSON
+    X, y = getattr(datasets, "load_diabetes" if poisson else f"load_{name}")(return_X_y=True)
+    regression = name.startswith("diabetes")
     parts = train_test_split(
         X, y, test_size=0.3, random_state=0, stratify=None if regression else y
     )
@@ -43,7 +47,9 @@ def load(name: str, dtype: str = "float64"):
     mean, std = Xtr.mean(0), Xtr.std(0)
     std[std == 0] = 1.0
     Xtr, Xte = ((Xtr - mean) / std).astype(dtype), ((Xte - mean) / std).astype(dtype)
-    if regression:
+    if poisson:  # rates of about 1, all > 0
+        ytr, yte = ytr / ytr.mean(), yte / ytr.mean()
+    elif regression:
         m, s = ytr.mean(), ytr.std()
         ytr, yte = (ytr - m) / s, (yte - m) / s
     return Xtr, Xte, ytr, yte
@@ -51,7 +57,9 @@ def load(name: str, dtype: str = "float64"):
 
 def estimator(name: str, impl: str, **params):
     """The estimator of data set ``name`` from fusedmlp ("fused") or scikit-learn."""
-    regression = name == "diabetes"
+    regression = name.startswith("diabetes")
+    if name == POISSON:
+        params = {"loss": "poisson", **params}
     if impl == "fused":
         from fusedmlp.sklearn import FusedMLPClassifier, FusedMLPRegressor
 
@@ -70,7 +78,7 @@ def weights(name: str, y):
     import numpy as np
     from sklearn.utils.class_weight import compute_sample_weight
 
-    if name == "diabetes":
+    if name.startswith("diabetes"):
         return np.random.default_rng(0).uniform(0.5, 2.0, len(y))
     return compute_sample_weight("balanced", y)
 

@@ -12,6 +12,9 @@ Groups (medians of whole fits; the ratios are printed in the session's summary):
   the same number of epochs). Target: fusedmlp at least 10x faster.
 - ``sk-grid``: GridSearchCV over 24 settings on digits (3 folds, n_jobs=1), one round
   each. Target: at least 10x faster.
+- ``sk-poisson-<solver>``: FusedMLPRegressor(loss="poisson") and MLPRegressor(loss=
+  "poisson") on diabetes (its target as rates, bench/estimators.py), float64, as the
+  ``sk-*`` fits: the same test score (R^2) and epochs. Target: as theirs.
 - ``sk-w-<data set>``: the adam float64 fit with sample weights (classes balanced; the
   regressor's uniform on [0.5, 2)), both libraries: the same weighted test score and
   epochs; the summary also gives fusedmlp's weighted fit against its unweighted one.
@@ -66,6 +69,23 @@ def test_weighted_fit(benchmark, medians, report, name, impl):
     if len(_SCORES[("w", name)]) == 2:
         (s1, e1), (s2, e2) = _SCORES[("w", name)]["fused"], _SCORES[("w", name)]["sklearn"]
         report(f"sk-w-{name}: weighted test score {s1:.4f} (fusedmlp) {s2:.4f} "
+               f"(scikit-learn), epochs {e1} / {e2}")  # fmt: skip
+        assert s1 == pytest.approx(s2, rel=1e-9, abs=1e-12) and e1 == e2
+
+
+@pytest.mark.parametrize("impl", ["fused", "sklearn"])
+@pytest.mark.parametrize(
+    "solver",
+    [pytest.param(s, marks=pytest.mark.benchmark(group=f"sk-poisson-{s}")) for s in SOLVERS],
+)
+def test_poisson_fit(benchmark, medians, report, solver, impl):
+    run = E.make_fit(E.POISSON, impl, solver)
+    score, epochs = _time(benchmark, medians, run, 1, f"sk-poisson-{solver}/{impl}")
+    benchmark.extra_info.update(score=score, epochs=epochs)
+    _SCORES.setdefault(("poisson", solver), {})[impl] = (score, epochs)
+    if len(_SCORES[("poisson", solver)]) == 2:
+        (s1, e1), (s2, e2) = (_SCORES[("poisson", solver)][k] for k in ("fused", "sklearn"))
+        report(f"sk-poisson-{solver}: test R^2 {s1:.4f} (fusedmlp) {s2:.4f} "
                f"(scikit-learn), epochs {e1} / {e2}")  # fmt: skip
         assert s1 == pytest.approx(s2, rel=1e-9, abs=1e-12) and e1 == e2
 
