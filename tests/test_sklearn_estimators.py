@@ -283,7 +283,9 @@ def test_sparse_input_is_refused_clearly(data):
 # 3. scikit-learn's own estimator checks, every one (no expected failures)
 
 
-@parametrize_with_checks([FusedMLPClassifier(), FusedMLPRegressor()])
+@parametrize_with_checks(
+    [FusedMLPClassifier(), FusedMLPRegressor(), FusedMLPRegressor(loss="poisson")]
+)
 def test_scikit_learn_estimator_checks(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
