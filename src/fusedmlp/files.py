@@ -1,5 +1,5 @@
-"""Data files: X and Y from a .npz, a .npy (+ a labels .npy) or a .csv, shared by the
-command line and the Python API.
+"""Data files: X and Y from a .npz, a .npy (+ a labels .npy) or a .csv, and sample
+weights from a .npy or a text file, shared by the command line and the Python API.
 
 Shapes: X is (n_x, m) and Y is (n_y, m), one sample per column, as ``fusedmlp.train``
 takes them. The formats:
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DataFileError", "read_data"]
+__all__ = ["DataFileError", "read_data", "read_weights"]
 
 
 class DataFileError(ValueError):
@@ -337,3 +337,56 @@ def read_data(
     if Y is not None:
         _check_orientation(X, Y, str(path))
     return X, Y, desc
+
+
+def read_weights(path: str | os.PathLike, m: int) -> np.ndarray:
+    """Read the sample weights of m samples, one per sample in the data's order: a
+    ``.npy`` holding m numbers (shape (m,), or one row or column of them), or a text
+    file (``.csv``, ``.txt``, ...) of m numbers, one per line.
+
+    The values are checked where they are used (``fusedmlp.train``'s ``sample_weight``:
+    finite, >= 0, not all 0); here, that there are m real numbers.
+
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError
+        No file at ``path``, or a folder.
+    DataFileError
+        Anything else, naming the file and the fix: content that cannot be read, not
+        numbers, or not m of them (``usage`` True: the file does not go with the data).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = Path(folder) / "w.txt"
+    ...     _ = path.write_text("1\\n0.5\\n2\\n")
+    ...     read_weights(path, 3)
+    array([1. , 0.5, 2. ])
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise _not_a_file(path, "weights file")
+    if path.suffix.lower() == ".npy":
+        w = _read_npy(path)
+    else:
+        try:
+            w = np.loadtxt(path, dtype=np.float64, delimiter=",", ndmin=1)
+        except ValueError as exc:
+            raise DataFileError(
+                f"cannot read {path} as sample weights, one number per line: {exc}"
+            ) from None
+    if w.dtype.kind not in "biuf" or sum(n != 1 for n in w.shape) > 1:
+        raise DataFileError(
+            f"{path} holds an array of shape {w.shape} and dtype {w.dtype}; sample weights "
+            "are one real number per sample (np.save(FILE, w) with w of shape (m,), or one "
+            "number per line)"
+        )
+    w = w.reshape(-1).astype(np.float64)
+    if w.shape[0] != m:
+        raise DataFileError(
+            f"{path} holds {w.shape[0]} weights but the data has {m} samples; give one "
+            "weight per sample, in the data's order",
+            usage=True,
+        )
+    return w

@@ -68,10 +68,36 @@ def training_data(args: argparse.Namespace, resumed: TrainResult | None) -> tupl
     return X, Y, dict(desc, data_seed=seed, m=X.shape[1])
 
 
+def training_weights(args: argparse.Namespace, data: dict, resumed: TrainResult | None):
+    """The sample weights of --sample-weight (or, resuming on the run's own data, of the
+    run's weights file), or None; records the file in ``data`` (the summary's, and what
+    a later --resume reads again)."""
+    path = args.sample_weight
+    if path is None and resumed is not None and args.data is None and args.dataset is None:
+        saved = resumed.info.get("data")
+        path = saved.get("weights_file") if isinstance(saved, dict) else None
+        if path is not None and not Path(path).is_file():
+            raise CliError(
+                f"the checkpoint was trained with the sample weights of {path}, which is "
+                "gone; pass them with --sample-weight FILE",
+                code=2,
+            )
+    data["weights_file"] = None if path is None else str(Path(path).resolve())
+    if path is None:
+        return None
+    try:
+        return files.read_weights(path, data["m"])
+    except files.DataFileError as exc:
+        raise CliError(str(exc), code=2 if exc.usage else 1) from None
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        raise CliError(str(exc)) from None
+
+
 def describe(desc: dict, X: np.ndarray) -> str:
+    weighted = f", weighted by {desc['weights_file']}" if desc.get("weights_file") else ""
     if desc["dataset"] is not None:
-        return f"{desc['dataset']} (seed {desc['data_seed']}): m = {X.shape[1]}"
-    return f"{desc['data_file']}: m = {X.shape[1]}"
+        return f"{desc['dataset']} (seed {desc['data_seed']}): m = {X.shape[1]}{weighted}"
+    return f"{desc['data_file']}: m = {X.shape[1]}{weighted}"
 
 
 def n_y(Y: np.ndarray, output: str = "sigmoid") -> int:

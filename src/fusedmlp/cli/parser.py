@@ -122,6 +122,14 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--seed", type=_seed, help="data seed of a built-in set (default 1)")
     g.add_argument(
+        "--sample-weight",
+        metavar="FILE",
+        help="a weight for each sample, in the data's order: a .npy of m numbers or a text "
+        "file of one number per line (finite, >= 0, not all 0). A batch's loss and "
+        "gradient are then sum w loss / sum w (the Python API's sample_weight); --resume "
+        "reads the run's file again unless --data or --dataset is given",
+    )
+    g.add_argument(
         "--dtype",
         choices=["float32", "float64"],
         help="cast X to this dtype before training, which then runs in it (default: as "

@@ -17,7 +17,7 @@ from ..reference import REGRESSION
 from ..trainer import TrainingDiverged, train
 from . import training
 from .common import INTERRUPTED, SWEEP_DEFAULTS, CliError, make_out
-from .data import choose_output, describe, labels_for, n_y, training_data
+from .data import choose_output, describe, labels_for, n_y, training_data, training_weights
 
 
 def _settings(args: argparse.Namespace, output: str) -> dict:
@@ -34,6 +34,7 @@ def _settings(args: argparse.Namespace, output: str) -> dict:
 
 def sweep_command(args: argparse.Namespace) -> int:
     X, Y, data = training_data(args, None)
+    w = training_weights(args, data, None)
     if args.dtype is not None:
         X = X.astype(args.dtype)
     out = make_out(args.out)
@@ -58,7 +59,8 @@ def sweep_command(args: argparse.Namespace) -> int:
         if presses.count:
             print("Interrupted by Ctrl-C before training started: nothing was trained.")
             return INTERRUPTED
-        rows, results, diverged = _train_each(args, X, Y, dict(kwargs, **given), presses)
+        kw = dict(kwargs, **given, sample_weight=w)
+        rows, results, diverged = _train_each(args, X, Y, kw, presses)
         files = {}
         with presses.protect(raise_at=2):  # a second Ctrl-C skips the picture
             files.update(_picture(results, X, Y, out, presses))

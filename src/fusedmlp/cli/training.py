@@ -34,7 +34,7 @@ from .common import (
     make_out,
     refuse_overwrite,
 )
-from .data import choose_output, describe, labels_for, n_y, training_data
+from .data import choose_output, describe, labels_for, n_y, training_data, training_weights
 
 PICTURES = ("decision_boundary.png", "loss.png")
 
@@ -91,6 +91,7 @@ def check_before_training(out: Path, names: tuple, data: dict, resume: str | Non
     """Refuse outputs that would replace an input or could not be written, up front."""
     outputs = {name: out / name for name in names}
     inputs = {"data file": data.get("data_file"), "labels file": data.get("labels_file")}
+    inputs["weights file"] = data.get("weights_file")
     refuse_overwrite(outputs, inputs)
     if resume is not None:  # the checkpoint may be replaced by its continuation, no more
         others = {k: v for k, v in outputs.items() if k != "model.npz"}
@@ -109,10 +110,11 @@ def check_network(X, Y, hidden: int, resumed: TrainResult | None, output="sigmoi
 
 
 def _prepare(args: argparse.Namespace) -> tuple:
-    """(resumed, X, Y, data, out, given, settings, hidden): everything checked that can
-    be before the warm-up, data, options and outputs."""
+    """(resumed, X, Y, w, data, out, given, settings, hidden): everything checked that
+    can be before the warm-up, data, weights (or None), options and outputs."""
     resumed = None if args.resume is None else load(args.resume)
     X, Y, data = training_data(args, resumed)
+    w = training_weights(args, data, resumed)
     dtype = args.dtype or (str(resumed.dtype) if resumed is not None else None)
     if dtype is not None:
         X = X.astype(dtype)
@@ -123,7 +125,7 @@ def _prepare(args: argparse.Namespace) -> tuple:
     Y = labels_for(settings.output, Y, args.output, resumed is not None)
     hidden = args.hidden or (resumed.sizes[1] if resumed is not None else TRAIN_HIDDEN)
     check_network(X, Y, hidden, resumed, settings.output)
-    return resumed, X, Y, data, out, given, settings, hidden
+    return resumed, X, Y, w, data, out, given, settings, hidden
 
 
 def describe_settings(s: Settings) -> str:
@@ -139,7 +141,7 @@ def describe_settings(s: Settings) -> str:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    resumed, X, Y, data, out, given, settings, hidden = _prepare(args)
+    resumed, X, Y, w, data, out, given, settings, hidden = _prepare(args)
     backend = args.backend or (resumed.backend if resumed is not None else "numba")
     first = 0 if resumed is None else resumed.epochs
 
@@ -160,7 +162,7 @@ def train_command(args: argparse.Namespace) -> int:
         if presses.count:
             print("Interrupted by Ctrl-C before training started: nothing was trained.")
             return INTERRUPTED
-        res, seconds = _run(X, Y, out, data, args, dict(kwargs, **given), resumed)
+        res, seconds = _run(X, Y, out, data, args, dict(kwargs, **given, sample_weight=w), resumed)
         scored = score_of(res, X, Y, backend)
         _report(res, scored, seconds, first, say)
         files = {"checkpoint": str(save(out / "model.npz", res))}
