@@ -18,6 +18,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.neural_network import MLPRegressor
+from test_sample_weight import _assert_same as same_fit
 
 import fusedmlp
 from fusedmlp import reference
@@ -122,6 +123,19 @@ def test_negative_targets_are_refused_before_training(backend):
         fusedmlp.train(X, Y, epochs=1, backend=backend, **OPTIONS)
 
 
+def test_negative_targets_are_found_in_any_slice_of_the_scan():
+    """The check reads Y in column slices (no mask the size of Y): a negative target past
+    the first slice is found, with its place, and all of them counted."""
+    from fusedmlp._validation import _SCAN_COLUMNS
+
+    m = 2 * _SCAN_COLUMNS + 10
+    X, Y = np.zeros((1, m)), np.ones((2, m))
+    Y[1, _SCAN_COLUMNS + 3] = -0.5
+    Y[0, 2 * _SCAN_COLUMNS + 1] = -1.0
+    with pytest.raises(ValueError, match=rf"Y\[1, {_SCAN_COLUMNS + 3}\] is -0.5 \(2 negative"):
+        fusedmlp.train(X, Y, epochs=1, output="exp")
+
+
 # ---------------------------------------------------------------------------
 # FusedMLPRegressor(loss="poisson") against scikit-learn's
 
@@ -142,12 +156,8 @@ def _fit_pair(X, y, sample_weight=None, **kw):
 
 def _assert_same(ours, theirs, rtol=1e-9):
     assert ours.out_activation_ == theirs.out_activation_ == "exp"
-    assert ours.n_iter_ == theirs.n_iter_ and ours.t_ == theirs.t_
-    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=rtol)
-    for a, b in zip(
-        ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True
-    ):
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+    assert ours.t_ == theirs.t_
+    same_fit(ours, theirs, rtol)  # epochs, loss curve, parameters
 
 
 @pytest.mark.parametrize("n_y", [1, 2])

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from ._validation import _real_array, check_X, check_XY
+from ._validation import _SCAN_COLUMNS, _real_array, check_X, check_XY
 from .reference import REGRESSION
 
 SUM_TOL = 1e-6  # how far from 1 a column of softmax targets may sum
@@ -55,13 +55,19 @@ def check_targets(X, Y, output: str, loss: str, *, p: dict | None = None, traini
 def _check_counts(Y: np.ndarray) -> None:
     """Targets of an exp output (the Poisson loss) are >= 0: its log(Y / A2) is not
     defined for a negative one."""
-    neg = np.argwhere(Y < 0)
-    if neg.size:
-        o, j = (int(i) for i in neg[0])
+    first, count = None, 0
+    for start in range(0, Y.shape[1], _SCAN_COLUMNS):  # slices: no mask the size of Y
+        neg = Y[:, start : start + _SCAN_COLUMNS] < 0
+        if first is None and neg.any():
+            o, j = (int(i) for i in np.argwhere(neg)[0])
+            first = (o, j + start)
+        count += int(np.count_nonzero(neg))
+    if count:
+        o, j = first
         raise ValueError(
             f"output='exp' (the Poisson loss) needs targets >= 0 (counts or rates); Y[{o}, "
-            f"{j}] is {Y[o, j]:.6g} ({neg.shape[0]} negative values). Shift or transform "
-            "the targets, or use output='identity' (squared error) for signed values."
+            f"{j}] is {Y[o, j]:.6g} ({count} negative values). Shift or transform the "
+            "targets, or use output='identity' (squared error) for signed values."
         )
 
 
