@@ -103,7 +103,7 @@ def test_validation_as_in_one_process(client, batch_size):
     same(client.submit(fusedmlp.train, X, labels, epochs=3, resume=again).result(), rest)
 
 
-@pytest.mark.parametrize("case", ["identity", "sigmoid-rows", "npz-labels"])
+@pytest.mark.parametrize("case", ["identity", "exp", "sigmoid-rows", "npz-labels"])
 def test_validation_keeps_the_training_samples_spread(client, flower, tmp_path, case):
     """Full batches with validation: the split drawn on a worker, the training samples in
     pieces on all three workers, the held-out ones behind one actor; the same bits,
@@ -114,6 +114,9 @@ def test_validation_keeps_the_training_samples_spread(client, flower, tmp_path, 
     if case == "identity":  # not stratified
         Y = np.vstack([X[0] * X[1], X.sum(axis=0)])
         kw.update(output="identity", activation="tanh")
+    elif case == "exp":  # counts, the Poisson loss: not stratified either
+        Y = np.random.default_rng(5).poisson(np.exp(0.4 * X[:1] - 0.2 * X[1:])).astype(float)
+        kw.update(output="exp", activation="tanh", lr=0.01)
     elif case == "npz-labels":  # classes from softmax labels, read from the shards
         Y = (Y[0] > 0.5).astype(np.int64) + (X[0] > 1)
         kw.update(output="softmax", hidden=8)

@@ -78,6 +78,11 @@ def test_bad_values_are_refused_with_their_samples(client, flower):
     with pytest.raises(ValueError, match=r"samples \[\d+, \d+\) .*integer"):
         fusedmlp.train(da.from_array(X * 0, chunks=(2, 5000)), labels, client=client,
                        output="softmax", epochs=2)  # fmt: skip
+    counts = np.ones((1, 20000))
+    counts[0, 17001] = -3.0  # the Poisson loss's targets are checked on the workers too
+    with pytest.raises(ValueError, match=r"samples \[\d+, \d+\) .*needs targets >= 0"):
+        fusedmlp.train(da.from_array(np.zeros_like(X), chunks=(2, 5000)), counts,
+                       client=client, output="exp", epochs=2)  # fmt: skip
 
 
 @pytest.mark.parametrize(
