@@ -11,14 +11,13 @@ same arithmetic summed in another order), 1e-9 against scikit-learn (its own tes
 for the estimators; measured about 1e-14).
 """
 
-import warnings
-
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.neural_network import MLPRegressor
 from test_sample_weight import _assert_same as same_fit
+from test_sample_weight import _fit_pair as fit_both
 
 import fusedmlp
 from fusedmlp import reference
@@ -147,11 +146,7 @@ def _sk_data(n_y=1, m=240, seed=3):
 
 def _fit_pair(X, y, sample_weight=None, **kw):
     kw = dict(loss="poisson", hidden_layer_sizes=(12,), random_state=0, max_iter=25, **kw)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        ours = FusedMLPRegressor(**kw).fit(X, y, sample_weight=sample_weight)
-        theirs = MLPRegressor(**kw).fit(X, y, sample_weight=sample_weight)
-    return ours, theirs
+    return fit_both(FusedMLPRegressor, MLPRegressor, X, y, sample_weight, **kw)
 
 
 def _assert_same(ours, theirs, rtol=1e-9):
