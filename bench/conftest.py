@@ -118,6 +118,8 @@ for _n in ("digits", "wine", "iris", "diabetes"):
             _k = f"sk-{_n}-{_s}-{_d}"
             _RATIOS[f"{_k} sklearn / fusedmlp"] = (f"{_k}/sklearn", f"{_k}/fused")
 _RATIOS["sk-grid sklearn / fusedmlp"] = ("sk-grid/sklearn", "sk-grid/fused")
+for _n in ("digits", "wine", "iris", "diabetes"):
+    _RATIOS[f"sk-es-{_n} sklearn / fusedmlp"] = (f"sk-es-{_n}/sklearn", f"sk-es-{_n}/fused")
 for _s in ("adam", "sgd"):
     _RATIOS[f"sk-poisson-{_s} sklearn / fusedmlp"] = (
         f"sk-poisson-{_s}/sklearn",

@@ -15,6 +15,8 @@ Groups (medians of whole fits; the ratios are printed in the session's summary):
 - ``sk-poisson-<solver>``: FusedMLPRegressor(loss="poisson") and MLPRegressor(loss=
   "poisson") on diabetes (its target as rates, bench/estimators.py), float64, as the
   ``sk-*`` fits: the same test score (R^2) and epochs. Target: as theirs.
+- ``sk-es-<data set>``: the adam float64 fit with ``early_stopping=True`` (10% held out,
+  scored after every epoch), both libraries: the same test score and epochs.
 - ``sk-w-<data set>``: the adam float64 fit with sample weights (classes balanced; the
   regressor's uniform on [0.5, 2)), both libraries: the same weighted test score and
   epochs; the summary also gives fusedmlp's weighted fit against its unweighted one.
@@ -87,6 +89,23 @@ def test_poisson_fit(benchmark, medians, report, solver, impl):
         (s1, e1), (s2, e2) = (_SCORES[("poisson", solver)][k] for k in ("fused", "sklearn"))
         report(f"sk-poisson-{solver}: test R^2 {s1:.4f} (fusedmlp) {s2:.4f} "
                f"(scikit-learn), epochs {e1} / {e2}")  # fmt: skip
+        assert s1 == pytest.approx(s2, rel=1e-9, abs=1e-12) and e1 == e2
+
+
+@pytest.mark.parametrize("impl", ["fused", "sklearn"])
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.benchmark(group=f"sk-es-{n}")) for n in E.DATASETS],
+)
+def test_early_stopping_fit(benchmark, medians, report, name, impl):
+    run = E.make_fit(name, impl, "adam", early_stopping=True)
+    score, epochs = _time(benchmark, medians, run, 1, f"sk-es-{name}/{impl}")
+    benchmark.extra_info.update(score=score, epochs=epochs)
+    _SCORES.setdefault(("es", name), {})[impl] = (score, epochs)
+    if len(_SCORES[("es", name)]) == 2:
+        (s1, e1), (s2, e2) = (_SCORES[("es", name)][k] for k in ("fused", "sklearn"))
+        report(f"sk-es-{name}: test score {s1:.4f} (fusedmlp) {s2:.4f} (scikit-learn), "
+               f"epochs {e1} / {e2}")  # fmt: skip
         assert s1 == pytest.approx(s2, rel=1e-9, abs=1e-12) and e1 == e2
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import ClassifierMixin, RegressorMixin
-from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from . import _scores
 from ._base import BaseFusedMLP
 
 _FLOATS = (np.float64, np.float32)
@@ -136,8 +136,11 @@ class FusedMLPClassifier(ClassifierMixin, BaseFusedMLP):
         return self._label_binarizer.transform(y).astype(bool)
 
     def _val_score(self, Xk, y, params: dict, weights=None) -> float:
-        pred = self._label(self._forward_k(Xk, params))
-        return float(accuracy_score(y, pred, sample_weight=weights))
+        """accuracy_score(y, predicted labels, sample_weight=weights), its arithmetic
+        without its input checks (the targets' kind is known: _scores)."""
+        A = self._forward_k(Xk, params)
+        right = _scores.class_verdicts(self._label_binarizer.y_type_, self.classes_, y, A)
+        return _scores.accuracy(right, weights)
 
     def _label(self, A: np.ndarray) -> np.ndarray:
         if self.n_outputs_ == 1:
@@ -298,7 +301,7 @@ class FusedMLPRegressor(RegressorMixin, BaseFusedMLP):
         pred = self._values(self._forward_k(Xk, params))
         if not np.isfinite(pred).all():
             return np.nan
-        return float(r2_score(y, pred, sample_weight=weights))
+        return _scores.r2(y, pred, weights)  # r2_score's arithmetic, without its checks
 
     def _values(self, A: np.ndarray) -> np.ndarray:
         return A.ravel() if A.shape[1] == 1 else A
