@@ -234,3 +234,21 @@ def test_float32_sums_reach_the_row_every_flush_group(extra):
     for k in ("dW1", "db1", "dW2", "db2"):
         err = np.abs(g[k] - g_ref[k]).max() / np.abs(g_ref[k]).max()
         assert err <= 1e-4, (k, err)
+
+
+def test_blas_runs_one_thread_during_a_wide_call_and_gets_its_count_back():
+    """_compiled._blas_threads: every BLAS library at 1 thread inside a wide kernel call
+    (the kernels call BLAS from each of their own threads), its own count after, and
+    nothing touched for a narrow call."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def counts():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        outside = counts()
+        with _compiled._blas_threads((256, 1, 2)):
+            assert counts() == [1] * len(outside)
+        assert counts() == outside
+        with _compiled._blas_threads((256, 0, 2)):
+            assert counts() == outside
