@@ -151,33 +151,23 @@ def plan_for(n_x: int, n_h: int, n_y: int, itemsize: int, m: int) -> tuple[int, 
     return _k.config.plan(n_x, n_h, n_y, itemsize, m)
 
 
-_BLAS = []  # the BLAS libraries' threadpoolctl controllers, found on first use
+_BLAS = []  # the threadpoolctl controller, made on first use (it scans the libraries)
 
 
 @contextlib.contextmanager
 def _blas_threads(plan: tuple[int, int]):
     """One BLAS thread per call while wide kernels run: they call BLAS from every one of
     their own threads, one block each, and BLAS's own threads would oversubscribe the
-    cores (and make the sums depend on BLAS's thread count). The libraries' thread
-    counts are read and set directly (about 1 us; threadpoolctl's ``limit`` context
-    takes 12-40 us, which an early-stopping epoch pays twice)."""
+    cores (and make the sums depend on BLAS's thread count)."""
     if not plan[1]:
         yield
         return
     if not _BLAS:
         from threadpoolctl import ThreadpoolController
 
-        _BLAS.append(ThreadpoolController().select(user_api="blas").lib_controllers)
-    before = [lib.get_num_threads() for lib in _BLAS[0]]
-    for lib, n in zip(_BLAS[0], before, strict=True):
-        if n != 1:
-            lib.set_num_threads(1)
-    try:
+        _BLAS.append(ThreadpoolController())
+    with _BLAS[0].limit(limits=1, user_api="blas"):
         yield
-    finally:
-        for lib, n in zip(_BLAS[0], before, strict=True):
-            if n != 1:
-                lib.set_num_threads(n)
 
 
 def _scratch(W1: np.ndarray, W2: np.ndarray, plan) -> tuple[np.ndarray, np.ndarray]:
