@@ -35,6 +35,22 @@ DTYPES = ("float64", "float32")
 _SCORES: dict = {}
 
 
+def _pair(benchmark, medians, report, group, impl, run, what="test score", **kw):
+    """Time ``run`` as ``group/impl`` (``kw``: heavy=, exact=); once both libraries have
+    run, report their scores and epochs and, if ``exact`` (default), require them equal
+    (the score to 1e-9)."""
+    exact = kw.pop("exact", True)
+    score, epochs = _time(benchmark, medians, run, 1, f"{group}/{impl}", **kw)
+    benchmark.extra_info.update(score=score, epochs=epochs)
+    _SCORES.setdefault(group, {})[impl] = (score, epochs)
+    if len(_SCORES[group]) == 2:
+        (s1, e1), (s2, e2) = (_SCORES[group][k] for k in ("fused", "sklearn"))
+        report(f"{group}: {what} {s1:.4f} (fusedmlp) {s2:.4f} (scikit-learn), "
+               f"epochs {e1} / {e2}")  # fmt: skip
+        if exact:
+            assert s1 == pytest.approx(s2, rel=1e-9, abs=1e-12) and e1 == e2
+
+
 @pytest.mark.parametrize("impl", ["fused", "sklearn"])
 @pytest.mark.parametrize(
     "case",
@@ -45,16 +61,8 @@ _SCORES: dict = {}
 def test_fit(benchmark, medians, report, case, impl):
     name, solver, dtype = case
     run = E.make_fit(name, impl, solver, dtype)
-    score, epochs = _time(benchmark, medians, run, 1, f"sk-{name}-{solver}-{dtype}/{impl}",
-                          heavy=name == "digits")  # fmt: skip
-    benchmark.extra_info.update(score=score, epochs=epochs)
-    _SCORES.setdefault(case, {})[impl] = (score, epochs)
-    if len(_SCORES[case]) == 2:
-        (s1, e1), (s2, e2) = _SCORES[case]["fused"], _SCORES[case]["sklearn"]
-        report(f"sk-{name}-{solver}-{dtype}: test score {s1:.4f} (fusedmlp) {s2:.4f} "
-               f"(scikit-learn), epochs {e1} / {e2}")  # fmt: skip
-        if dtype == "float64":
-            assert s1 == pytest.approx(s2, rel=1e-9, abs=1e-12) and e1 == e2
+    _pair(benchmark, medians, report, f"sk-{name}-{solver}-{dtype}", impl, run,
+          heavy=name == "digits", exact=dtype == "float64")  # fmt: skip
 
 
 @pytest.mark.parametrize("impl", ["fused", "sklearn"])
@@ -64,15 +72,8 @@ def test_fit(benchmark, medians, report, case, impl):
 )
 def test_weighted_fit(benchmark, medians, report, name, impl):
     run = E.make_fit(name, impl, "adam", weighted=True)
-    score, epochs = _time(benchmark, medians, run, 1, f"sk-w-{name}/{impl}",
-                          heavy=name == "digits")  # fmt: skip
-    benchmark.extra_info.update(score=score, epochs=epochs)
-    _SCORES.setdefault(("w", name), {})[impl] = (score, epochs)
-    if len(_SCORES[("w", name)]) == 2:
-        (s1, e1), (s2, e2) = _SCORES[("w", name)]["fused"], _SCORES[("w", name)]["sklearn"]
-        report(f"sk-w-{name}: weighted test score {s1:.4f} (fusedmlp) {s2:.4f} "
-               f"(scikit-learn), epochs {e1} / {e2}")  # fmt: skip
-        assert s1 == pytest.approx(s2, rel=1e-9, abs=1e-12) and e1 == e2
+    _pair(benchmark, medians, report, f"sk-w-{name}", impl, run, "weighted test score",
+          heavy=name == "digits")  # fmt: skip
 
 
 @pytest.mark.parametrize("impl", ["fused", "sklearn"])
@@ -82,14 +83,7 @@ def test_weighted_fit(benchmark, medians, report, name, impl):
 )
 def test_poisson_fit(benchmark, medians, report, solver, impl):
     run = E.make_fit(E.POISSON, impl, solver)
-    score, epochs = _time(benchmark, medians, run, 1, f"sk-poisson-{solver}/{impl}")
-    benchmark.extra_info.update(score=score, epochs=epochs)
-    _SCORES.setdefault(("poisson", solver), {})[impl] = (score, epochs)
-    if len(_SCORES[("poisson", solver)]) == 2:
-        (s1, e1), (s2, e2) = (_SCORES[("poisson", solver)][k] for k in ("fused", "sklearn"))
-        report(f"sk-poisson-{solver}: test R^2 {s1:.4f} (fusedmlp) {s2:.4f} "
-               f"(scikit-learn), epochs {e1} / {e2}")  # fmt: skip
-        assert s1 == pytest.approx(s2, rel=1e-9, abs=1e-12) and e1 == e2
+    _pair(benchmark, medians, report, f"sk-poisson-{solver}", impl, run, "test R^2")
 
 
 @pytest.mark.parametrize("impl", ["fused", "sklearn"])
@@ -99,14 +93,7 @@ def test_poisson_fit(benchmark, medians, report, solver, impl):
 )
 def test_early_stopping_fit(benchmark, medians, report, name, impl):
     run = E.make_fit(name, impl, "adam", early_stopping=True)
-    score, epochs = _time(benchmark, medians, run, 1, f"sk-es-{name}/{impl}")
-    benchmark.extra_info.update(score=score, epochs=epochs)
-    _SCORES.setdefault(("es", name), {})[impl] = (score, epochs)
-    if len(_SCORES[("es", name)]) == 2:
-        (s1, e1), (s2, e2) = (_SCORES[("es", name)][k] for k in ("fused", "sklearn"))
-        report(f"sk-es-{name}: test score {s1:.4f} (fusedmlp) {s2:.4f} (scikit-learn), "
-               f"epochs {e1} / {e2}")  # fmt: skip
-        assert s1 == pytest.approx(s2, rel=1e-9, abs=1e-12) and e1 == e2
+    _pair(benchmark, medians, report, f"sk-es-{name}", impl, run)
 
 
 @pytest.mark.benchmark(group="sk-grid")
