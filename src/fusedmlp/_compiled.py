@@ -154,19 +154,35 @@ def plan_for(n_x: int, n_h: int, n_y: int, itemsize: int, m: int) -> tuple[int, 
 _BLAS = []  # the threadpoolctl controller, made on first use (it scans the libraries)
 
 
+def blas_controller():
+    """threadpoolctl's controller of this process's libraries, made once, after numba's
+    BLAS is loaded. The kernels call SciPy's BLAS (numba forwards to
+    ``scipy.linalg.cython_blas``), which is loaded only when that module is imported,
+    often after NumPy's own: a scan made before would miss the one library the kernels
+    use. (It did: in a process whose first wide call came before anything imported
+    ``scipy.linalg``, every later wide call ran SciPy's OpenBLAS at its full thread
+    count from each kernel thread, and a parallel forward pass of 64-64-10 at m = 10^4
+    took 3.27 ms on two threads against 1.33 ms with the limit in force.)"""
+    if not _BLAS:
+        from numba.np.linalg import ensure_blas
+        from threadpoolctl import ThreadpoolController
+
+        ensure_blas()  # imports scipy.linalg.cython_blas
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0]
+
+
 @contextlib.contextmanager
 def _blas_threads(plan: tuple[int, int]):
     """One BLAS thread per call while wide kernels run: they call BLAS from every one of
     their own threads, one block each, and BLAS's own threads would oversubscribe the
-    cores (and make the sums depend on BLAS's thread count)."""
+    cores, serialise the kernel's threads on BLAS's thread pool (which made the parallel
+    kernels no faster than their serial twins), and can change the bits (OpenBLAS picks
+    other code for a call it runs on one thread)."""
     if not plan[1]:
         yield
         return
-    if not _BLAS:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS.append(ThreadpoolController())
-    with _BLAS[0].limit(limits=1, user_api="blas"):
+    with blas_controller().limit(limits=1, user_api="blas"):
         yield
 
 
