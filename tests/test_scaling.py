@@ -12,6 +12,9 @@ import csv
 import doctest
 import json
 import struct
+import subprocess
+import sys
+import textwrap
 
 import numba
 import numpy as np
@@ -328,3 +331,27 @@ def test_bad_arguments(tmp_path):
 def test_docstring_examples():
     result = doctest.testmod(scaling)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_points_peak_is_its_own_not_its_launchers():
+    # a process started by vfork and exec inherits its parent's peak in getrusage's
+    # ru_maxrss: a point launched from a process that once held 1 GB must still report
+    # its own peak (the fixture's sweep ran inside pytest, whose peak grows with the run)
+    script = textwrap.dedent(
+        """
+        import json, numpy as np
+        from fusedmlp import _scaling_point as sp
+        big = np.ones(2**27)  # 1 GiB, touched
+        del big
+        row = sp._launch_point({"m": 100, "backend": "numba", "dtype": "float64",
+                                "epochs": 1, "warmup": 1})
+        print(json.dumps(row))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert row["status"] == "ok", row
+    assert row["baseline_rss_bytes"] <= row["peak_rss_bytes"] < 2**29, row

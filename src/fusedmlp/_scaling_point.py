@@ -238,7 +238,7 @@ def measure_point(
         X = X.astype(dt)
         Y = Y.astype(dt)
     t_data = time.perf_counter()
-    gen_peak = memory_status().get("VmHWM", 0)  # the reset below also resets ru_maxrss
+    gen_peak = memory_status().get("VmHWM", 0)  # before the reset below clears it
     exact = reset_peak()
 
     p = init_params(N_X, hidden, N_Y, seed=INIT_SEED, dtype=dt)
@@ -257,7 +257,7 @@ def measure_point(
         "threads": threads,
         "s_per_epoch": s_epoch,
         "samples_per_s": m / s_epoch,
-        "peak_rss_bytes": max(gen_peak, ru_peak, mem.get("VmHWM", 0)),
+        "peak_rss_bytes": _peak(gen_peak, mem, ru_peak),
         "train_peak_rss_bytes": mem.get("VmHWM") if exact else None,
         "baseline_rss_bytes": baseline,
         "data_bytes": X.nbytes + Y.nbytes,
@@ -324,6 +324,17 @@ def _time_epochs(run, losses, warmup: int, epochs: int) -> tuple[float, int, flo
     # trainer does; the sizing call of _median_time is one more warm-up epoch
     s_epoch, k = _median_time(train, epochs)
     return s_epoch, k, first[0]
+
+
+def _peak(gen_peak: int, mem: dict, ru_peak: int) -> int:
+    """The point's peak RSS: the larger VmHWM (data generation, then training), or where
+    /proc has none (not Linux) getrusage's. Not getrusage's on Linux: a process started
+    by vfork and exec (``subprocess``'s way) inherits in ru_maxrss its parent's peak,
+    which the kernel takes from the parent's memory at the exec (a point launched from
+    a 2.6 GB process reported 2.6 GB; its VmHWM said 105 MB)."""
+    if "VmHWM" in mem:
+        return max(gen_peak, mem["VmHWM"])
+    return ru_peak
 
 
 def _end_counters() -> tuple[dict, int, str | None]:
