@@ -144,6 +144,16 @@ def _plan(W1: np.ndarray, W2: np.ndarray, X: np.ndarray) -> tuple[int, int, int]
     return plan_for(W1.shape[1], W1.shape[0], W2.shape[0], X.dtype.itemsize, X.shape[1])
 
 
+def _forward_plan(W1: np.ndarray, W2: np.ndarray, X: np.ndarray) -> tuple[int, int, int]:
+    """_plan for prediction alone (kernels.config.forward_plan: blocks that balance the
+    threads, as no sum runs across samples)."""
+    if X.shape[1] > _INT_MAX:
+        return _k.config.narrow_plan(X.shape[1])
+    return _k.config.forward_plan(
+        W1.shape[1], W1.shape[0], W2.shape[0], X.dtype.itemsize, X.shape[1]
+    )
+
+
 def plan_for(n_x: int, n_h: int, n_y: int, itemsize: int, m: int) -> tuple[int, int, int]:
     """_plan from the sizes alone (a distributed run's data is not in this process)."""
     if m > _INT_MAX:
@@ -282,7 +292,7 @@ def predict_proba(
     kind = _kind(activation, output=output)
     W1, b1, W2, b2, X, _ = _prepare(params, X)
     A2 = np.empty((W2.shape[0], X.shape[1]), X.dtype)
-    plan = _plan(W1, W2, X)
+    plan = _forward_plan(W1, W2, X)
     kernel = _pick(_k.forward, _k.forward_serial)
     with _LOCK, _blas_threads(plan):
         kernel(A2, W1, b1, W2, b2, X, kind, plan)
@@ -308,7 +318,7 @@ def accuracy(
     kind = _kind(activation, output=output)
     _check((output == "softmax") == (np.ndim(Y) == 1), "softmax takes class indices (m,)")
     W1, b1, W2, b2, X, Y = _prepare(params, X, Y)
-    plan = _plan(W1, W2, X)
+    plan = _forward_plan(W1, W2, X)
     counts = np.empty((plan[2], 2), np.int64)
     kernel = _pick(_k.count_correct, _k.count_correct_serial)
     with _LOCK, _blas_threads(plan):
