@@ -253,3 +253,23 @@ def test_blas_runs_one_thread_during_a_wide_call_and_gets_its_count_back():
         assert counts() == outside
         with _compiled._blas_threads((256, 0, 2)):
             assert counts() == outside
+
+
+@pytest.mark.parametrize("m", [1, 5, 23, 54, 135, 540, 1797, 5000, 40000])
+def test_prediction_plan_balances_blocks_and_predicts_as_the_reference(m):
+    """config.forward_plan: the blocks cover m; the chunks number a multiple of 4 unless
+    halved for blocks of at least FORWARD_MIN samples; a narrow network keeps its plan;
+    and predict_proba on it gives the reference's outputs."""
+    blk, wide, n_chunk = config.forward_plan(64, 64, 10, 8, m)
+    n_block = -(-m // blk)
+    assert wide == 1 and blk % 8 == 0 and n_block * blk >= m > (n_block - 1) * blk
+    assert n_chunk == min(n_block, config.WIDE_CHUNKS)
+    if m >= config.FORWARD_MIN * config.FORWARD_BLOCKS:  # the threads' shares: chunks
+        assert n_chunk % config.FORWARD_BLOCKS == 0
+    assert config.forward_plan(2, 4, 1, 8, m) == config.plan(2, 4, 1, 8, m)
+    rng = np.random.default_rng(m)
+    p = {"W1": rng.normal(size=(64, 64)) / 8, "b1": rng.normal(size=(64, 1)),
+         "W2": rng.normal(size=(10, 64)) / 8, "b2": rng.normal(size=(10, 1))}  # fmt: skip
+    X = rng.normal(size=(64, m))
+    A2 = _compiled.predict_proba(p, X, "tanh", "softmax")
+    np.testing.assert_allclose(A2, reference.predict_proba(p, X, "tanh", "softmax"), rtol=1e-12)
