@@ -1,15 +1,23 @@
-"""BLAS at one thread while the wide kernels run, in a process where nothing imported
-scipy.linalg before the first wide call.
+"""BLAS at one thread while the wide kernels run (fusedmlp._blas_threads), for the
+whole process, whichever Python threads make the calls.
 
 The library that matters is the one the kernels call: SciPy's (numba forwards to
-scipy.linalg.cython_blas), loaded by that first call. A scan of the libraries made
-before it missed that library, so every later call ran it at full threads. The case
-runs in a fresh interpreter, where that import has not happened yet.
+scipy.linalg.cython_blas), loaded by the first wide call. A scan of the libraries made
+before it missed that library, so every later call ran it at full threads; that case
+runs in a fresh interpreter, where the import has not happened yet.
 """
 
+import os
 import subprocess
 import sys
 import textwrap
+import threading
+
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from fusedmlp import _blas_threads
+from fusedmlp._blas_threads import blas_libraries, one_blas_thread
 
 SCRIPT = textwrap.dedent(
     """
@@ -47,3 +55,90 @@ def test_the_first_wide_call_before_scipy_is_imported_limits_scipys_blas_too():
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().endswith("ok"), proc.stdout
+
+
+def counts() -> list[int]:
+    blas_libraries()  # numba's BLAS loaded: the same libraries counted before and after
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+@pytest.fixture
+def two_threads():
+    """BLAS at 2 threads around the test (its count before, after)."""
+    with threadpool_limits(limits=2, user_api="blas"):
+        yield [2] * len(counts())
+
+
+def _inside_in_a_thread():
+    """A thread inside one_blas_thread until ``leave`` is set; ``seen`` gets the counts
+    it saw just before leaving."""
+    inside, leave, seen = threading.Event(), threading.Event(), []
+
+    def body():
+        with one_blas_thread():
+            inside.set()
+            leave.wait()
+            seen.append(counts())
+
+    t = threading.Thread(target=body)
+    t.start()
+    inside.wait()
+    return t, leave, seen
+
+
+def test_overlapping_calls_keep_one_thread_until_the_last_leaves(two_threads):
+    # the first call to end must not give BLAS its threads back under the other's
+    # kernel, nor the last leave BLAS at one thread for good
+    with one_blas_thread():
+        t, leave, seen = _inside_in_a_thread()
+    assert counts() == [1] * len(two_threads)  # the thread's call is still inside
+    leave.set()
+    t.join()
+    assert seen == [[1] * len(two_threads)]
+    assert counts() == two_threads
+    assert _blas_threads._inside == 0
+
+
+def test_a_call_from_another_thread_first_leaves_the_main_thread_in_control(two_threads):
+    # threadpoolctl gives OpenBLAS's count to the first thread that sets it: a kernel
+    # call made from a worker thread must not keep the main thread's calls from
+    # limiting it afterwards
+    t, leave, _ = _inside_in_a_thread()
+    leave.set()
+    t.join()
+    assert counts() == two_threads
+    with one_blas_thread():
+        assert counts() == [1] * len(two_threads)
+    assert counts() == two_threads
+    with threadpool_limits(limits=1, user_api="blas"):  # the user's own limits still work
+        assert counts() == [1] * len(two_threads)
+    assert counts() == two_threads
+
+
+def test_nested_calls_restore_once(two_threads):
+    with one_blas_thread():
+        with one_blas_thread():
+            pass
+        assert counts() == [1] * len(two_threads)
+    assert counts() == two_threads
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork: POSIX only")
+def test_a_fork_inside_gives_the_child_its_counts_back(two_threads):
+    # the call inside at the fork belongs to a thread the child does not have (here:
+    # the forking thread's own call, which in the child never ends): the child must
+    # get BLAS's counts back and a lock it can take
+    with one_blas_thread():
+        pid = os.fork()
+        if pid == 0:  # the child: no pytest from here on, only an exit status
+            ok = False
+            try:
+                ok = counts() == two_threads
+                with one_blas_thread():
+                    ok = ok and counts() == [1] * len(two_threads)
+                ok = ok and counts() == two_threads
+            finally:
+                os._exit(0 if ok else 3)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert counts() == two_threads

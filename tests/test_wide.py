@@ -242,8 +242,10 @@ def test_blas_runs_one_thread_during_a_wide_call_and_gets_its_count_back():
     nothing touched for a narrow call."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
+    from fusedmlp._blas_threads import blas_libraries
+
     def counts():
-        _compiled.blas_controller()  # numba's BLAS loaded: every count below sees it
+        blas_libraries()  # numba's BLAS loaded: every count below sees it
         return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
 
     with threadpool_limits(limits=2, user_api="blas"):

@@ -38,6 +38,7 @@ import numba
 import numpy as np
 
 from . import kernels as _k
+from ._blas_threads import one_blas_thread
 
 _LOCK = threading.Lock()
 _SERIAL_ONLY = False  # True in a forked child of a process running GNU OpenMP threads
@@ -68,6 +69,17 @@ if hasattr(os, "register_at_fork"):
 def _pick(parallel, serial):
     """The parallel kernel, or its serial twin where threads cannot be used."""
     return serial if _SERIAL_ONLY else parallel
+
+
+def _by_size(parallel, serial, W1: np.ndarray, W2: np.ndarray, X: np.ndarray) -> tuple:
+    """(kernel, lock context) for a pass over X's samples: the serial twin (the same
+    chunks in order, so the same bits) where the samples cost less than a thread launch
+    (``config.serial_max_m``, as for training's epochs: a held-out set scored every
+    epoch is often a few dozen samples), else the parallel kernel under ``_LOCK``."""
+    n_h, n_x = W1.shape
+    if _SERIAL_ONLY or X.shape[1] <= _k.config.serial_max_m(n_x, n_h, W2.shape[0]):
+        return serial, contextlib.nullcontext()
+    return parallel, _LOCK
 
 
 def _check(ok: bool, what: str) -> None:
@@ -161,39 +173,14 @@ def plan_for(n_x: int, n_h: int, n_y: int, itemsize: int, m: int) -> tuple[int, 
     return _k.config.plan(n_x, n_h, n_y, itemsize, m)
 
 
-_BLAS = []  # the threadpoolctl controller, made on first use (it scans the libraries)
+_NO_LIMIT = contextlib.nullcontext()
 
 
-def blas_controller():
-    """threadpoolctl's controller of this process's libraries, made once, after numba's
-    BLAS is loaded. The kernels call SciPy's BLAS (numba forwards to
-    ``scipy.linalg.cython_blas``), which is loaded only when that module is imported,
-    often after NumPy's own: a scan made before would miss the one library the kernels
-    use. (It did: in a process whose first wide call came before anything imported
-    ``scipy.linalg``, every later wide call ran SciPy's OpenBLAS at its full thread
-    count from each kernel thread, and a parallel forward pass of 64-64-10 at m = 10^4
-    took 3.27 ms on two threads against 1.33 ms with the limit in force.)"""
-    if not _BLAS:
-        from numba.np.linalg import ensure_blas
-        from threadpoolctl import ThreadpoolController
-
-        ensure_blas()  # imports scipy.linalg.cython_blas
-        _BLAS.append(ThreadpoolController())
-    return _BLAS[0]
-
-
-@contextlib.contextmanager
 def _blas_threads(plan: tuple[int, int]):
-    """One BLAS thread per call while wide kernels run: they call BLAS from every one of
-    their own threads, one block each, and BLAS's own threads would oversubscribe the
-    cores, serialise the kernel's threads on BLAS's thread pool (which made the parallel
-    kernels no faster than their serial twins), and can change the bits (OpenBLAS picks
-    other code for a call it runs on one thread)."""
-    if not plan[1]:
-        yield
-        return
-    with blas_controller().limit(limits=1, user_api="blas"):
-        yield
+    """BLAS at one thread while a wide kernel runs (``_blas_threads.one_blas_thread``:
+    the kernels call BLAS from every one of their own threads); nothing for the loops
+    of narrow ones. A context manager."""
+    return one_blas_thread() if plan[1] else _NO_LIMIT
 
 
 def _scratch(W1: np.ndarray, W2: np.ndarray, plan) -> tuple[np.ndarray, np.ndarray]:
@@ -293,8 +280,8 @@ def predict_proba(
     W1, b1, W2, b2, X, _ = _prepare(params, X)
     A2 = np.empty((W2.shape[0], X.shape[1]), X.dtype)
     plan = _forward_plan(W1, W2, X)
-    kernel = _pick(_k.forward, _k.forward_serial)
-    with _LOCK, _blas_threads(plan):
+    kernel, turn = _by_size(_k.forward, _k.forward_serial, W1, W2, X)
+    with turn, _blas_threads(plan):
         kernel(A2, W1, b1, W2, b2, X, kind, plan)
     return A2
 
@@ -320,8 +307,8 @@ def accuracy(
     W1, b1, W2, b2, X, Y = _prepare(params, X, Y)
     plan = _forward_plan(W1, W2, X)
     counts = np.empty((plan[2], 2), np.int64)
-    kernel = _pick(_k.count_correct, _k.count_correct_serial)
-    with _LOCK, _blas_threads(plan):
+    kernel, turn = _by_size(_k.count_correct, _k.count_correct_serial, W1, W2, X)
+    with turn, _blas_threads(plan):
         right, nan = kernel(counts, W1, b1, W2, b2, X, Y, kind, plan)
     return int(right) / Y.size, int(nan)
 
