@@ -275,3 +275,32 @@ def test_prediction_plan_balances_blocks_and_predicts_as_the_reference(m):
     X = rng.normal(size=(64, m))
     A2 = _compiled.predict_proba(p, X, "tanh", "softmax")
     np.testing.assert_allclose(A2, reference.predict_proba(p, X, "tanh", "softmax"), rtol=1e-12)
+
+
+@pytest.mark.parametrize("m", [13, 200, 3000])
+def test_small_predictions_run_serially_with_the_parallel_kernels_bits(m, monkeypatch):
+    """Below config.serial_max_m samples predict_proba runs the serial twin (no thread
+    launch, no lock), above it the parallel kernel: the same bits either way."""
+    from fusedmlp import kernels
+
+    called = []
+    for name in ("forward", "forward_serial"):
+        kernel = getattr(kernels, name)
+        monkeypatch.setattr(
+            kernels, name, lambda *a, _k=kernel, _n=name: called.append(_n) or _k(*a)
+        )
+    rng = np.random.default_rng(m)
+    p = {"W1": rng.normal(size=(64, 13)), "b1": rng.normal(size=(64, 1)),
+         "W2": rng.normal(size=(3, 64)), "b2": rng.normal(size=(3, 1))}  # fmt: skip
+    X = rng.normal(size=(13, m))
+    A2 = _compiled.predict_proba(p, X, "relu", "softmax")
+    serial = m <= config.serial_max_m(13, 64, 3)
+    assert called == ["forward_serial" if serial else "forward"]
+    plan = config.forward_plan(13, 64, 3, 8, m)
+    other = np.empty_like(A2)
+    with _compiled._blas_threads(plan):
+        (kernels.forward if serial else kernels.forward_serial)(
+            other, *(np.ascontiguousarray(p[k]) for k in ("W1", "b1", "W2", "b2")), X,
+            _compiled._kind("relu", output="softmax"), plan,
+        )  # fmt: skip
+    assert np.array_equal(A2, other)
