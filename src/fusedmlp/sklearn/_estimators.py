@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
@@ -143,9 +144,14 @@ class FusedMLPClassifier(ClassifierMixin, BaseFusedMLP):
         return _scores.accuracy(right, weights)
 
     def _label(self, A: np.ndarray) -> np.ndarray:
-        if self.n_outputs_ == 1:
-            A = A.ravel()
-        return self._label_binarizer.inverse_transform(A)
+        """LabelBinarizer.inverse_transform(A), its arithmetic for one label a sample
+        (the argmax, or A > 0.5 for two classes) without its checks."""
+        kind, classes = self._label_binarizer.y_type_, self.classes_
+        if kind == "multiclass":
+            return classes[A.argmax(axis=1)]
+        if kind == "binary" and classes.shape[0] == 2:
+            return classes[(A.ravel() > 0.5).astype(np.intp)]
+        return self._label_binarizer.inverse_transform(A.ravel() if self.n_outputs_ == 1 else A)
 
     def _checked(self, X) -> np.ndarray:
         check_is_fitted(self)
@@ -154,6 +160,15 @@ class FusedMLPClassifier(ClassifierMixin, BaseFusedMLP):
     def predict(self, X: ArrayLike) -> np.ndarray:
         """The predicted classes (n_samples,), or (n_samples, n_labels) for multilabel."""
         return self._label(self._forward(self._checked(X)))
+
+    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
+        """The mean accuracy of ``predict(X)`` against y, as ClassifierMixin's (the same
+        number: accuracy_score's arithmetic, without its checks where y is a plain
+        array of labels, ``_scores.plain_labels``)."""
+        pred = self.predict(X)
+        if _scores.plain_labels(y, pred, sample_weight):
+            return _scores.accuracy(y == pred, sample_weight)
+        return float(accuracy_score(y, pred, sample_weight=sample_weight))
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities (n_samples, n_classes), classes as in ``classes_``."""
@@ -311,6 +326,15 @@ class FusedMLPRegressor(RegressorMixin, BaseFusedMLP):
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=False, dtype=_FLOATS, reset=False)
         return self._values(self._forward(X))
+
+    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
+        """R^2 of ``predict(X)`` against y, as RegressorMixin's (the same number:
+        r2_score's arithmetic, without its checks where y is a plain array of values,
+        ``_scores.plain_values``)."""
+        pred = self.predict(X)
+        if _scores.plain_values(y, pred, sample_weight):
+            return _scores.r2(y, pred, sample_weight)
+        return float(r2_score(y, pred, sample_weight=sample_weight))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -7,6 +7,13 @@ check and classify their inputs first (``type_of_target``, ``check_array``, ...)
 costs 240-360 us a call on the 2-core VM, about ten epochs of a small network; the
 estimators know their targets' kind already and call these instead. The tests hold them
 to scikit-learn's own functions bit for bit (tests/test_sklearn_scores.py).
+
+The estimators' ``score`` and ``predict`` take the same shortcuts where the input is
+plain (``plain_labels``, ``plain_values``: NumPy arrays whose checks could not fail nor
+change anything) and call scikit-learn's own functions otherwise, so its errors and
+warnings stay. Measured on the 2-core VM, scoring wine's 54 test samples: 736 us through
+accuracy_score and LabelBinarizer, 163-169 us with the shortcuts (and the prediction
+plan of kernels.config.forward_plan), MLPClassifier's 566-572 us.
 """
 
 from __future__ import annotations
@@ -68,3 +75,42 @@ def r2(y, pred: np.ndarray, weights: np.ndarray | None = None) -> float:
     scores[valid] = 1 - numerator[valid] / denominator[valid]
     scores[(numerator != 0) & (denominator == 0)] = 0.0
     return float(np.average(scores))
+
+
+def _plain_weights(w, n: int) -> bool:
+    """Whether sample weights ``w`` pass scikit-learn's checks unchanged: None, or a
+    finite 1-D NumPy array of n integers or floats."""
+    if w is None:
+        return True
+    return (
+        type(w) is np.ndarray
+        and w.shape == (n,)
+        and w.dtype.kind in "iuf"
+        and (w.dtype.kind != "f" or bool(np.isfinite(w).all()))
+    )
+
+
+def plain_labels(y, pred: np.ndarray, weights) -> bool:
+    """Whether accuracy_score(y, pred, sample_weight=weights) is ``accuracy(y == pred,
+    weights)`` with nothing to check: y a 1-D NumPy array of as many labels as pred,
+    both integers or both strings (a mix, a float y, an empty one, etc.: scikit-learn's
+    own checks and errors)."""
+    if type(y) is not np.ndarray or y.ndim != 1 or pred.ndim != 1:
+        return False
+    kinds = {y.dtype.kind, pred.dtype.kind}
+    same = kinds <= {"i", "u"} or kinds == {"U"}
+    return same and 0 < y.shape[0] == pred.shape[0] and _plain_weights(weights, y.shape[0])
+
+
+def plain_values(y, pred: np.ndarray, weights) -> bool:
+    """Whether r2_score(y, pred, sample_weight=weights) is ``r2(y, pred, weights)`` with
+    nothing to check: y a NumPy array of numbers of pred's shape, at least 2 samples,
+    y and pred finite (anything else: scikit-learn's own checks and errors)."""
+    if type(y) is not np.ndarray or y.shape != pred.shape or y.dtype.kind not in "iuf":
+        return False
+    return (
+        y.shape[0] >= 2
+        and bool(np.isfinite(pred).all())
+        and (y.dtype.kind != "f" or bool(np.isfinite(y).all()))
+        and _plain_weights(weights, y.shape[0])
+    )
