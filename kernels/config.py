@@ -150,11 +150,20 @@ def forward_plan(n_x: int, n_h: int, n_y: int, itemsize: int, m: int) -> tuple[i
     blk, wide, n_chunk = plan(n_x, n_h, n_y, itemsize, m)
     if not wide:
         return blk, wide, n_chunk
-    n_block = -(-(-(-m // blk)) // FORWARD_BLOCKS) * FORWARD_BLOCKS
+    n_block = _round_up(_ceil_div(m, blk), FORWARD_BLOCKS)
     while n_block > 1 and m < FORWARD_MIN * n_block:
         n_block //= 2
-    blk = -(-(-(-m // n_block)) // 8) * 8
+    blk = _round_up(_ceil_div(m, n_block), 8)
     return blk, wide, chunks(m, blk, WIDE_CHUNKS)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _round_up(a: int, b: int) -> int:
+    """a rounded up to a multiple of b."""
+    return _ceil_div(a, b) * b
 
 
 def narrow_plan(m: int) -> tuple[int, int, int]:
