@@ -132,6 +132,13 @@ for _n in ("digits", "wine", "iris", "diabetes"):
         f"sk-{_n}-adam-float64/fused",
     )
 
+for _w in ("predict", "score"):
+    for _n in ("digits", "wine", "iris", "diabetes"):
+        _RATIOS[f"sk-{_w}-{_n} sklearn / fusedmlp"] = (
+            f"sk-{_w}-{_n}/sklearn",
+            f"sk-{_w}-{_n}/fused",
+        )
+
 for _impl in ("public", "kernel", "forward-then-numpy"):
     _RATIOS[f"accuracy-1e7 {_impl} / P2-1e7 compiled float64 epoch"] = (
         f"accuracy-1e7/{_impl}",

@@ -12,6 +12,9 @@ tests/test_bench_smoke.py runs each once, small.
   scikit-learn's defaults (batches of min(200, n), at most 200 epochs, tol 1e-4), on
   the data in the given dtype, optionally with sample weights (``weights``); ``run()``
   returns the test score (accuracy or R^2) and the epochs run.
+- ``make_predict``: a model fitted as ``make_fit`` fits it (adam, float64), then
+  ``run()`` predicts the test split, or scores it (``score``: predict, then accuracy or
+  R^2), and returns what it gave.
 - ``make_grid``: GridSearchCV over 24 settings on digits (3 folds, n_jobs=1 for both).
 """
 
@@ -102,6 +105,22 @@ def make_fit(
         return float(model.score(Xte, yte, sample_weight=w_te)), model.n_iter_
 
     return run
+
+
+def make_predict(name: str, impl: str, what: str, **params):
+    """run() -> predict(X_test) (``what`` "predict") or score(X_test, y_test) ("score")
+    of one model, fitted once here (64 relu units, adam, float64)."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    Xtr, Xte, ytr, yte = load(name)
+    params = dict({"hidden_layer_sizes": HIDDEN, "random_state": 0}, **params)
+    model = estimator(name, impl, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(Xtr, ytr)
+    if what == "predict":
+        return lambda: model.predict(Xte)
+    return lambda: model.score(Xte, yte)
 
 
 def make_grid(impl: str, grid: dict | None = None, max_iter: int = 200):

@@ -17,6 +17,9 @@ Groups (medians of whole fits; the ratios are printed in the session's summary):
   ``sk-*`` fits: the same test score (R^2) and epochs. Target: as theirs.
 - ``sk-es-<data set>``: the adam float64 fit with ``early_stopping=True`` (10% held out,
   scored after every epoch), both libraries: the same test score and epochs.
+- ``sk-predict-<data set>``, ``sk-score-<data set>``: predict, and score, the test
+  split with the adam float64 model of each library (fitted once, outside the timing):
+  the same predictions (classes; the regressor's values to 1e-9) and score.
 - ``sk-w-<data set>``: the adam float64 fit with sample weights (classes balanced; the
   regressor's uniform on [0.5, 2)), both libraries: the same weighted test score and
   epochs; the summary also gives fusedmlp's weighted fit against its unweighted one.
@@ -27,6 +30,7 @@ Needs scikit-learn (the ``sklearn`` extra, part of ``test`` and ``bench``).
 from __future__ import annotations
 
 import estimators as E
+import numpy as np
 import pytest
 from test_speed import _time
 
@@ -94,6 +98,28 @@ def test_poisson_fit(benchmark, medians, report, solver, impl):
 def test_early_stopping_fit(benchmark, medians, report, name, impl):
     run = E.make_fit(name, impl, "adam", early_stopping=True)
     _pair(benchmark, medians, report, f"sk-es-{name}", impl, run)
+
+
+_PREDICTIONS: dict = {}
+
+
+@pytest.mark.parametrize("impl", ["fused", "sklearn"])
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param((w, n), marks=pytest.mark.benchmark(group=f"sk-{w}-{n}"), id=f"{w}-{n}")
+     for w in ("predict", "score") for n in E.DATASETS],
+)  # fmt: skip
+def test_predict(benchmark, medians, report, case, impl):
+    what, name = case
+    group = f"sk-{what}-{name}"
+    out = _time(benchmark, medians, E.make_predict(name, impl, what), 1, f"{group}/{impl}")
+    _PREDICTIONS.setdefault(group, {})[impl] = out
+    if len(_PREDICTIONS[group]) == 2:
+        ours, theirs = _PREDICTIONS[group]["fused"], _PREDICTIONS[group]["sklearn"]
+        if name.startswith("diabetes") or what == "score":
+            np.testing.assert_allclose(ours, theirs, rtol=1e-9)
+        else:
+            np.testing.assert_array_equal(ours, theirs)
 
 
 @pytest.mark.benchmark(group="sk-grid")

@@ -323,6 +323,12 @@ def test_estimator_workloads_agree_with_scikit_learn():
         ours = E.make_fit(E.POISSON, "fused", solver, max_iter=20)()
         theirs = E.make_fit(E.POISSON, "sklearn", solver, max_iter=20)()
         assert ours[1] == theirs[1] == 20 and ours[0] == pytest.approx(theirs[0], rel=1e-9)
+    for name in ("iris", "diabetes"):  # predict and score (sk-predict-*, sk-score-*)
+        for what in ("predict", "score"):
+            ours, theirs = (
+                E.make_predict(name, i, what, max_iter=20)() for i in ("fused", "sklearn")
+            )
+            np.testing.assert_allclose(ours, theirs, rtol=1e-9)
     grid = {"alpha": [1e-4, 1e-2], "solver": ["adam", "sgd"]}
     best = [E.make_grid(impl, grid, max_iter=5)() for impl in ("fused", "sklearn")]
     assert best[0][0] == best[1][0] and best[0][1] == pytest.approx(best[1][1], rel=1e-9)
