@@ -19,17 +19,24 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from fusedmlp import _blas_threads
 from fusedmlp._blas_threads import blas_libraries, one_blas_thread
 
+COUNTS = textwrap.dedent(
+    """
+    from threadpoolctl import threadpool_info
+
+    def counts():
+        # a fresh scan of every library loaded now, not the module's list
+        return {i["filepath"]: i["num_threads"] for i in threadpool_info()
+                if i["user_api"] == "blas"}
+    """
+)
+
+
 SCRIPT = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_limits
     from fusedmlp import _compiled
-
-    def counts():
-        # a fresh scan of every library loaded now, not the controller's list
-        return {i["filepath"]: i["num_threads"] for i in threadpool_info()
-                if i["user_api"] == "blas"}
 
     assert "scipy.linalg" not in sys.modules
     rng = np.random.default_rng(0)
@@ -49,12 +56,18 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_the_first_wide_call_before_scipy_is_imported_limits_scipys_blas_too():
+def run(script: str) -> None:
+    """script in a fresh interpreter, after COUNTS; it must print "ok" last."""
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120
-    )
+        [sys.executable, "-c", COUNTS + textwrap.dedent(script)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().endswith("ok"), proc.stdout
+
+
+def test_the_first_wide_call_before_scipy_is_imported_limits_scipys_blas_too():
+    run(SCRIPT)
 
 
 def counts() -> list[int]:
@@ -124,21 +137,34 @@ def test_nested_calls_restore_once(two_threads):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork: POSIX only")
-def test_a_fork_inside_gives_the_child_its_counts_back(two_threads):
+def test_a_fork_inside_gives_the_child_its_counts_back():
     # the call inside at the fork belongs to a thread the child does not have (here:
     # the forking thread's own call, which in the child never ends): the child must
-    # get BLAS's counts back and a lock it can take
-    with one_blas_thread():
-        pid = os.fork()
-        if pid == 0:  # the child: no pytest from here on, only an exit status
-            ok = False
-            try:
-                ok = counts() == two_threads
-                with one_blas_thread():
-                    ok = ok and counts() == [1] * len(two_threads)
-                ok = ok and counts() == two_threads
-            finally:
-                os._exit(0 if ok else 3)
-        _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert counts() == two_threads
+    # get BLAS's counts back and a lock it can take. In a fresh interpreter: pytest's
+    # may hold threads (JAX's) that make a fork unsafe
+    run(
+        """
+        import os
+        from threadpoolctl import threadpool_limits
+        from fusedmlp._blas_threads import blas_libraries, one_blas_thread
+
+        blas_libraries()
+        with threadpool_limits(limits=2, user_api="blas"):
+            outside = counts()
+            with one_blas_thread():
+                pid = os.fork()
+                if pid == 0:
+                    ok = False
+                    try:
+                        ok = counts() == outside
+                        with one_blas_thread():
+                            ok = ok and set(counts().values()) == {1}
+                        ok = ok and counts() == outside
+                    finally:
+                        os._exit(0 if ok else 3)
+                _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0, status
+            assert counts() == outside
+        print("ok")
+        """
+    )
