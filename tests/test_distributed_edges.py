@@ -8,6 +8,7 @@ import csv
 import os
 import signal
 import time
+import warnings
 
 import dask.array as da
 import numpy as np
@@ -23,7 +24,7 @@ from _clusters import (
 from distributed import Client
 
 import fusedmlp
-from fusedmlp.distributed import _engine, _worker, local_cluster
+from fusedmlp.distributed import _engine, local_cluster
 
 
 def test_validation_split_errors_as_in_one_process(client, flower):
@@ -166,29 +167,39 @@ def test_no_cluster_is_a_clear_error(flower):
         FusedMLPClassifier().fit(da.from_array(X.T, chunks=(6000, 2)), Y.ravel())
 
 
-def test_workers_with_another_blas_start_are_warned_of(monkeypatch):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_workers_whose_blas_starts_with_one_thread_give_this_processs_bits(monkeypatch, dtype):
     # dask's own LocalCluster starts its workers with OPENBLAS_NUM_THREADS=1; this
-    # process's OpenBLAS started with more, so a wide network may round differently.
-    # (Set here as a fresh process has it: a nanny that restarted a worker in an earlier
-    # test leaves its start variables in this process, which a new nanny would take.)
+    # process's OpenBLAS may run more. The kernels hold BLAS at one thread in both while
+    # they run, so a wide network trains to the same bits, and nothing is warned of.
+    # (Before 2026-12-05 the limit could miss SciPy's OpenBLAS in a worker, and this
+    # 30-64-1 float32 training came out differently.) The variable is set here as a
+    # fresh process has it: a nanny that restarted a worker in an earlier test leaves
+    # its start variables in this process, which a new nanny would take.
     from distributed import LocalCluster
+    from threadpoolctl import threadpool_info
 
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
-
-    if _worker.blas_threads() == 1:
-        pytest.skip("this process's BLAS runs one thread too: nothing differs")
     rng = np.random.default_rng(0)
-    X, labels = rng.normal(size=(16, 3000)), rng.integers(0, 3, 3000)
+    X, Y = rng.normal(size=(30, 5000)).astype(dtype), rng.normal(size=(1, 5000)).astype(dtype)
+    kw = dict(hidden=64, activation="tanh", output="identity", loss="mse", epochs=3,
+              optimizer="adam", lr=1e-3, seed=0)  # fmt: skip
+    here = fusedmlp.train(X, Y, **kw)
     before = children()
     with (
-        LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1",
+        LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
                      dashboard_address="127.0.0.1:0", silence_logs=40) as cluster,
         Client(cluster, set_as_default=False) as c,
-        pytest.warns(RuntimeWarning, match="OPENBLAS_NUM_THREADS"),
+        warnings.catch_warnings(),
     ):  # fmt: skip
-        fusedmlp.train(da.from_array(X, chunks=(16, 1000)), labels, client=c, hidden=16,
-                       output="softmax", epochs=1)  # fmt: skip
+        warnings.simplefilter("error", RuntimeWarning)  # what training warned with
+        started = c.run(lambda: max(i["num_threads"] for i in threadpool_info()))
+        assert set(started.values()) == {1}, started  # the nanny's start, as in dask
+        there = fusedmlp.train(da.from_array(X, chunks=(30, 1700)), Y, client=c, **kw)
     no_children_left(before)
+    assert np.array_equal(there.losses, here.losses)
+    for k in ("W1", "b1", "W2", "b2"):
+        assert np.array_equal(there.params[k], here.params[k]), k
 
 
 def test_scale_adds_cluster_points(tmp_path, monkeypatch, capsys):

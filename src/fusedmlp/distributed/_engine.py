@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gc
 import time
-import warnings
 
 import numpy as np
 
@@ -86,8 +85,6 @@ class Engine:
         """Build every piece on its worker and wait for them; a piece that fails raises
         its error here (a shard that cannot be read, bad values, ...)."""
         workers = self._workers()
-        if self.plan[1]:
-            self._check_blas()
         for i, (lo, hi, bounds) in enumerate(pieces(self.m, self.plan, len(workers))):
             spec = dict(self.spec, bounds=bounds)
             self.futures.append(self.source.piece(self.client, lo, hi, spec, workers[i]))
@@ -104,8 +101,6 @@ class Engine:
         self.kept.append(split)
         self._sized(c.submit(_heldout.n_train, split).result())  # a bad Y raises here
         workers = self._workers()
-        if self.plan[1]:
-            self._check_blas()
         cuts = pieces(self.m, self.plan, len(workers))
         ends = c.submit(_heldout.edges, split, [lo for lo, _, _ in cuts], self.source.m)
         ends = ends.result()
@@ -148,25 +143,6 @@ class Engine:
                 f"samples [{lo}, {hi}) of the training data could not be loaded on the "
                 f"cluster: {type(exc).__name__}: {exc}"
             ) from exc
-
-    def _check_blas(self) -> None:
-        """Warn when the workers' BLAS did not start as this process's: a wide network's
-        float32 products may then round differently (the results agree to rounding,
-        not to the bit, with one process)."""
-        here = _worker.blas_threads()
-        there = self.client.run(_worker.blas_threads)
-        odd = sorted(w for w, n in there.items() if n != here)
-        if odd:
-            warnings.warn(
-                f"the BLAS of {len(odd)} worker(s) (e.g. {odd[0]}) runs {there[odd[0]]} "
-                f"thread(s), this process's {here}: OpenBLAS started with another thread "
-                "count can round a wide network's products differently, so the result may "
-                "differ from one process in the last bits. Start the workers with "
-                f"OPENBLAS_NUM_THREADS={here} (dask's nanny sets 1: see "
-                "fusedmlp.distributed.local_cluster).",
-                RuntimeWarning,
-                stacklevel=5,
-            )
 
     def _hold(self) -> None:
         """Wait for the pieces (dask builds again any that a dead worker lost) and put

@@ -18,7 +18,7 @@ import numpy as np
 from .. import _data, outofcore
 from .._optstate import PARAMS
 
-__all__ = ["Holder", "Piece", "blas_threads", "build_piece", "labels_top", "piece_rows"]
+__all__ = ["Holder", "Piece", "build_piece", "labels_top", "piece_rows"]
 __all__ += ["flatten", "n_params", "open_shard", "put", "shard_header", "shard_name", "unflatten"]
 __all__ += ["worker_threads"]
 
@@ -151,15 +151,6 @@ def build_piece(data, lo: int, hi: int, spec: dict, keep=None):
         X, Y = np.ascontiguousarray(X[:, keep]), np.ascontiguousarray(Y[..., keep])
     piece = Piece(X, Y, spec["bounds"], spec["kind"], spec["plan"], spec["scale"], spec["sizes"])
     return piece if keep is None else (piece, held)
-
-
-def blas_threads() -> int:
-    """The thread count BLAS runs with here outside the kernels (OpenBLAS's setting at
-    start): OpenBLAS started with one thread rounds some float32 products differently
-    from one started with several and limited to one, as the kernels limit it."""
-    from threadpoolctl import threadpool_info
-
-    return max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"), default=0)
 
 
 def worker_threads() -> int:
