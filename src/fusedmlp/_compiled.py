@@ -152,27 +152,18 @@ def _kind(activation: str, loss: str = "mse", output: str = "sigmoid") -> tuple:
 _INT_MAX = 2**31 - 1  # BLAS takes leading dimensions as C ints
 
 
-def _plan(W1: np.ndarray, W2: np.ndarray, X: np.ndarray) -> tuple[int, int, int]:
-    """(blk, wide, n_chunk) for the kernels: kernels.config.plan, narrow when X's rows
-    are too long for BLAS's int leading dimension."""
-    return plan_for(W1.shape[1], W1.shape[0], W2.shape[0], X.dtype.itemsize, X.shape[1])
+def _plan(W1: np.ndarray, W2: np.ndarray, X: np.ndarray, of=None) -> tuple[int, int, int]:
+    """(blk, wide, n_chunk) for the kernels: kernels.config.plan (or ``of``, e.g.
+    config.forward_plan for prediction, whose blocks balance the threads as no sum runs
+    across samples), narrow when X's rows are too long for BLAS's int leading dimension."""
+    return plan_for(W1.shape[1], W1.shape[0], W2.shape[0], X.dtype.itemsize, X.shape[1], of)
 
 
-def _forward_plan(W1: np.ndarray, W2: np.ndarray, X: np.ndarray) -> tuple[int, int, int]:
-    """_plan for prediction alone (kernels.config.forward_plan: blocks that balance the
-    threads, as no sum runs across samples)."""
-    if X.shape[1] > _INT_MAX:
-        return _k.config.narrow_plan(X.shape[1])
-    return _k.config.forward_plan(
-        W1.shape[1], W1.shape[0], W2.shape[0], X.dtype.itemsize, X.shape[1]
-    )
-
-
-def plan_for(n_x: int, n_h: int, n_y: int, itemsize: int, m: int) -> tuple[int, int, int]:
+def plan_for(n_x: int, n_h: int, n_y: int, itemsize: int, m: int, of=None) -> tuple[int, int, int]:
     """_plan from the sizes alone (a distributed run's data is not in this process)."""
     if m > _INT_MAX:
         return _k.config.narrow_plan(m)
-    return _k.config.plan(n_x, n_h, n_y, itemsize, m)
+    return (of or _k.config.plan)(n_x, n_h, n_y, itemsize, m)
 
 
 _NO_LIMIT = contextlib.nullcontext()
@@ -281,7 +272,7 @@ def predict_proba(
     kind = _kind(activation, output=output)
     W1, b1, W2, b2, X, _ = _prepare(params, X)
     A2 = np.empty((W2.shape[0], X.shape[1]), X.dtype)
-    plan = _forward_plan(W1, W2, X)
+    plan = _plan(W1, W2, X, _k.config.forward_plan)
     kernel, turn = _by_size(_k.forward, _k.forward_serial, W1, W2, X)
     with turn, _blas_threads(plan):
         kernel(A2, W1, b1, W2, b2, X, kind, plan)
@@ -307,7 +298,7 @@ def accuracy(
     kind = _kind(activation, output=output)
     _check((output == "softmax") == (np.ndim(Y) == 1), "softmax takes class indices (m,)")
     W1, b1, W2, b2, X, Y = _prepare(params, X, Y)
-    plan = _forward_plan(W1, W2, X)
+    plan = _plan(W1, W2, X, _k.config.forward_plan)
     counts = np.empty((plan[2], 2), np.int64)
     kernel, turn = _by_size(_k.count_correct, _k.count_correct_serial, W1, W2, X)
     with turn, _blas_threads(plan):
