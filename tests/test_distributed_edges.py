@@ -172,10 +172,11 @@ def test_workers_whose_blas_starts_with_one_thread_give_this_processs_bits(monke
     # dask's own LocalCluster starts its workers with OPENBLAS_NUM_THREADS=1; this
     # process's OpenBLAS may run more. The kernels hold BLAS at one thread in both while
     # they run, so a wide network trains to the same bits, and nothing is warned of.
-    # (Before 2026-12-05 the limit could miss SciPy's OpenBLAS in a worker, and this
-    # 30-64-1 float32 training came out differently.) The variable is set here as a
-    # fresh process has it: a nanny that restarted a worker in an earlier test leaves
-    # its start variables in this process, which a new nanny would take.
+    # (Before 2026-12-05 the limit could miss SciPy's OpenBLAS, and a process started
+    # with one BLAS thread could train this network to other float32 bits than one
+    # started with more; training warned.) The variable is set here as a fresh process
+    # has it: a nanny that restarted a worker in an earlier test leaves its start
+    # variables in this process, which a new nanny would take.
     from distributed import LocalCluster
     from threadpoolctl import threadpool_info
 
