@@ -64,7 +64,7 @@ def _calls(lib) -> tuple:
             put = getattr(dynlib, f"{prefix}openblas_set_num_threads{suffix}", None)
             if get is not None and put is not None:
                 return get, put
-    release = getattr(lib, "clear_controlling_thread", None)  # threadpoolctl >= 3.6
+    release = getattr(lib, "clear_controlling_thread", None)  # 3.8 has it; older ones may not
 
     def put(n: int) -> None:
         if release is not None:
