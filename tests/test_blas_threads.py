@@ -168,3 +168,26 @@ def test_a_fork_inside_gives_the_child_its_counts_back():
         print("ok")
         """
     )
+
+
+def test_a_process_without_a_known_blas_looks_once(monkeypatch):
+    # where threadpoolctl finds no BLAS library, the lookup (a scan of every loaded
+    # library, tens of microseconds) must not run again on every kernel call
+    import threadpoolctl
+
+    scans = []
+
+    class NoBlas:
+        def __init__(self):
+            scans.append(1)
+
+        def select(self, **kw):
+            return type("Found", (), {"lib_controllers": []})()
+
+    monkeypatch.setattr(threadpoolctl, "ThreadpoolController", NoBlas)
+    monkeypatch.setattr(_blas_threads, "_libs", [])
+    monkeypatch.setattr(_blas_threads, "_looked", [])
+    for _ in range(3):
+        with one_blas_thread():
+            pass
+    assert scans == [1] and _blas_threads._libs == []

@@ -37,19 +37,21 @@ import threading
 _lock = threading.Lock()
 _inside = 0  # kernel calls inside one_blas_thread() now, in all threads
 _libs: list = []  # (get, set) thread-count functions of the BLAS libraries, found once
+_looked: list = []  # [True] once they were looked up (a process may have none)
 _saved: list[int] = []  # their thread counts before the first of the calls inside
 
 
 def blas_libraries() -> list:
     """The thread-count functions ``(get, set)`` of this process's BLAS libraries, found
     once, after numba's BLAS (SciPy's, which the kernels call) is loaded."""
-    if not _libs:
+    if not _looked:
         from numba.np.linalg import ensure_blas
         from threadpoolctl import ThreadpoolController
 
         ensure_blas()  # imports scipy.linalg.cython_blas: its library is found below
         found = ThreadpoolController().select(user_api="blas").lib_controllers
         _libs.extend(_calls(lib) for lib in found)
+        _looked.append(True)
     return _libs
 
 
