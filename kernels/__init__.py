@@ -14,6 +14,7 @@ from . import (
     narrow,
     optim,
     piece,
+    shuffle,
     train,
     wide,
 )
@@ -129,6 +130,7 @@ __all__ = [
     "piece_grads",
     "piece_grads_serial",
     "place_columns",
+    "shuffle",
     "take_columns",
     "train",
     "train_batches",
