@@ -56,11 +56,14 @@ def no_children_left(before=()):
 
 def three_workers():
     """A client of a 3-worker LocalCluster (not the default client: tests pass it), for
-    the ``client`` fixture of conftest.py; at the end, no process of it may be left."""
+    the ``client`` fixture of conftest.py; at the end, no process of it may be left
+    (processes from before it, such as joblib's workers that an earlier test's
+    GridSearchCV(n_jobs=2) keeps for reuse, are not its own)."""
     warm_cache()
+    before = children()
     with local_cluster(3) as cluster, Client(cluster, set_as_default=False) as c:
         yield c
-    no_children_left()
+    no_children_left(before)
 
 
 def reference(client, X, Y, **kw):
