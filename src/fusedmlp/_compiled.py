@@ -279,6 +279,48 @@ def predict_proba(
     return A2
 
 
+def predictor(params: dict, X: np.ndarray, activation: str = "sigmoid", output: str = "sigmoid"):
+    """``predict_proba(params, X, activation, output)`` prepared once for many calls on
+    the same X while the parameters change in place (early stopping scores its held-out
+    samples after every epoch): ``run() -> A2`` (n_y, m), a buffer that the next call
+    overwrites. Each call reads params' arrays afresh; only where they are the arrays
+    the kernels take (C-contiguous, writable, X's dtype, as ``epoch_runner`` leaves
+    them) and the same objects as at the last call is their preparation skipped
+    (measured, 13 samples of 13-64-3, relu and softmax, float64: 7.6 us a call against
+    predict_proba's 15.6).
+
+    >>> p = {"W1": np.ones((3, 2)), "b1": np.zeros((3, 1)),
+    ...      "W2": np.zeros((1, 3)), "b2": np.zeros((1, 1))}
+    >>> run = predictor(p, np.zeros((2, 5)))
+    >>> p["b2"] += 1.0  # seen by the next call
+    >>> bool(np.allclose(run(), 1 / (1 + np.exp(-1.0))))
+    True
+    """
+    kind = _kind(activation, output=output)
+
+    def prepare(given: tuple) -> tuple:
+        """(given, or None where they needed converting; kernel arguments; A2; plan)."""
+        W1, b1, W2, b2, Xp, _ = _prepare(params, X)
+        own = all(a is b for a, b in zip(given, (W1, b1, W2, b2), strict=True))
+        A2 = np.empty((W2.shape[0], Xp.shape[1]), Xp.dtype)
+        plan = _plan(W1, W2, Xp, _k.config.forward_plan)
+        return (given if own else None), (W1, b1, W2, b2, Xp), A2, plan
+
+    ready = [None, None, None, None]  # as prepare returns them
+
+    def run() -> np.ndarray:
+        given = (params["W1"], params["b1"], params["W2"], params["b2"])
+        if ready[0] is None or any(a is not b for a, b in zip(given, ready[0], strict=True)):
+            ready[:] = prepare(given)
+        (W1, b1, W2, b2, Xp), A2, plan = ready[1:]
+        kernel, turn = _by_size(_k.forward, _k.forward_serial, W1, W2, Xp)
+        with turn, _blas_threads(plan):
+            kernel(A2, W1, b1, W2, b2, Xp, kind, plan)
+        return A2
+
+    return run
+
+
 def accuracy(
     params: dict,
     X: np.ndarray,
