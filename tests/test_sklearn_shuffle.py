@@ -46,7 +46,7 @@ def test_orders_are_randomstate_shuffles(n, k, seed, skip):
     ours_rs, theirs_rs = _streams(seed, skip)
     start = np.random.default_rng(seed).permutation(n)  # an order so far, not range(n)
     order = start.copy()
-    got = _shuffle.orders(ours_rs, order, k, keep=True)
+    got = _shuffle.Stream(ours_rs).orders(order, k, keep=True)
     want = _python_orders(theirs_rs, start, k)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(order, want[-1] if k else start)
@@ -70,16 +70,17 @@ def test_kernel_draws_as_numpy_at_sizes_crossing_mask_widths():
 def test_orders_not_kept_still_draw_and_shuffle():
     ours_rs, theirs_rs = _streams(3, 0)
     order = np.arange(50)
-    assert _shuffle.orders(ours_rs, order, 4, keep=False).shape == (0, 50)
+    assert _shuffle.Stream(ours_rs).orders(order, 4, keep=False).shape == (0, 50)
     np.testing.assert_array_equal(order, _python_orders(theirs_rs, np.arange(50), 4)[-1])
     assert ours_rs.random() == theirs_rs.random()
 
 
 def test_save_and_restore_take_the_stream_back():
     rs = np.random.RandomState(11)
-    saved = _shuffle.save(rs)
+    stream = _shuffle.Stream(rs)
+    saved = stream.save()
     first = rs.random_sample(700)  # past a regeneration
-    _shuffle.restore(rs, saved)
+    stream.restore(saved)
     np.testing.assert_array_equal(rs.random_sample(700), first)
 
 
@@ -99,14 +100,15 @@ def test_without_the_view_numpy_does_the_same_work(why, monkeypatch):
     if why == "layout refused":
         monkeypatch.setattr(_shuffle, "_layout_ok", lambda: False)
     ours_rs, theirs_rs = make(4), make(4)
-    assert _shuffle._view(ours_rs) is None
+    stream = _shuffle.Stream(ours_rs)
+    assert stream.view is None
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no get_state(legacy) warning for PCG64
-        saved = _shuffle.save(ours_rs)
-        got = _shuffle.orders(ours_rs, np.arange(30), 3, keep=True)
+        saved = stream.save()
+        got = stream.orders(np.arange(30), 3, keep=True)
         np.testing.assert_array_equal(got, _python_orders(theirs_rs, np.arange(30), 3))
-        _shuffle.restore(ours_rs, saved)
-        again = _shuffle.orders(ours_rs, np.arange(30), 3, keep=True)
+        stream.restore(saved)
+        again = stream.orders(np.arange(30), 3, keep=True)
     np.testing.assert_array_equal(again, got)
 
 

@@ -227,6 +227,16 @@ class BaseFusedMLP(BaseEstimator):
             )
         return A.T
 
+    def _outputs_of(self, Xk: np.ndarray, params: dict):
+        """``run() -> outputs (n_samples, n_outputs)`` for Xk in the kernels' layout from
+        the live ``params`` as they are at each call (``_compiled.predictor``: prepared
+        once; each call's result is overwritten by the next). For the held-out samples
+        of early stopping, scored every epoch; the fit's thread count is already set."""
+        run = _compiled.predictor(
+            params, Xk, ACTIVATIONS[self.activation], OUTPUTS[self.out_activation_]
+        )
+        return lambda: run().T
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = False  # the kernels read dense arrays only

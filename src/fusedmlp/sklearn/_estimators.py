@@ -135,12 +135,15 @@ class FusedMLPClassifier(ClassifierMixin, BaseFusedMLP):
             return None
         return self._label_binarizer.transform(y).astype(bool)
 
-    def _val_score(self, Xk, y, params: dict, weights=None) -> float:
-        """accuracy_score(y, predicted labels, sample_weight=weights), its arithmetic
+    def _val_scorer(self, Xk: np.ndarray, y, weights, params: dict):
+        """``score() -> float``: accuracy_score(y, the labels predicted for the held-out
+        Xk (kernels' layout) by the live params, sample_weight=weights), its arithmetic
         without its input checks (the targets' kind is known: _scores)."""
-        A = self._forward_k(Xk, params)
-        right = _scores.class_verdicts(self._label_binarizer.y_type_, self.classes_, y, A)
-        return _scores.accuracy(right, weights)
+        outputs = self._outputs_of(Xk, params)
+        kind, classes = self._label_binarizer.y_type_, self.classes_
+        return lambda: _scores.accuracy(
+            _scores.class_verdicts(kind, classes, y, outputs()), weights
+        )
 
     def _label(self, A: np.ndarray) -> np.ndarray:
         """LabelBinarizer.inverse_transform(A), its arithmetic for one label a sample
@@ -311,11 +314,18 @@ class FusedMLPRegressor(RegressorMixin, BaseFusedMLP):
     def _stratify(self, y):
         return None
 
-    def _val_score(self, Xk, y, params: dict, weights=None) -> float:
-        pred = self._values(self._forward_k(Xk, params))
-        if not np.isfinite(pred).all():
-            return np.nan
-        return _scores.r2(y, pred, weights)  # r2_score's arithmetic, without its checks
+    def _val_scorer(self, Xk: np.ndarray, y, weights, params: dict):
+        """``score() -> float``: r2_score of the held-out Xk's predictions by the live
+        params against y (its arithmetic without its checks, y's terms computed once);
+        NaN where a prediction is not finite."""
+        outputs = self._outputs_of(Xk, params)
+        r2 = _scores.r2_scorer(y, weights, Xk.dtype)
+
+        def score() -> float:
+            pred = self._values(outputs())
+            return r2(pred) if np.isfinite(pred).all() else np.nan
+
+        return score
 
     def _values(self, A: np.ndarray) -> np.ndarray:
         return A.ravel() if A.shape[1] == 1 else A

@@ -51,6 +51,7 @@ class Loop:
     def __init__(self, est, X, T, y, params: dict, incremental: bool, weights=None):
         self.est, self.params, self.incremental = est, params, incremental
         self.weights, self.w_val = weights, None  # sample_weight: checked, or None
+        self.val_score = None  # early stopping: the held-out score (_no_improvement)
         if est.early_stopping:
             train, val = _split(est, X.shape[0], y)
             # the validation samples in the kernels' layout once, not once per epoch
@@ -63,6 +64,7 @@ class Loop:
         self.mini = batch < self.n
         self.run_k = self._runner(X, T, batch if self.mini else None)
         self.order = np.arange(self.n)
+        self.stream = _shuffle.Stream(est._random_state)  # the shuffles' stream
         self.losses = np.empty(1)  # grown to the epochs of a call
 
     def _runner(self, X, T, batch: int | None):
@@ -125,7 +127,7 @@ class Loop:
         same, to keep the stream where scikit-learn's is)."""
         if self.est.shuffle:
             self.order = self.order.copy()  # shuffled in place; _epochs may keep the old
-            kept = _shuffle.orders(self.est._random_state, self.order, k, self.mini)
+            kept = self.stream.orders(self.order, k, self.mini)
             return kept if self.mini else None
         return np.tile(self.order, (k, 1)) if self.mini else None
 
@@ -151,10 +153,10 @@ class Loop:
         state.hyper[TOL] = est.tol * s
         state.clock[BEST] = est.best_loss_ * s
         state.clock[COUNT] = est._no_improvement_count
-        stream, order = _shuffle.save(est._random_state), self.order
+        stream, order = self.stream.save(), self.order
         done, status = self._call(k, self._shuffled(k))
         if done < k and est.shuffle:  # give back the shuffles of the epochs not run
-            _shuffle.restore(est._random_state, stream)
+            self.stream.restore(stream)
             self.order = order
             self._shuffled(done)
         self._record(done)
@@ -197,7 +199,9 @@ class Loop:
         """scikit-learn's ``_update_no_improvement_count``."""
         est = self.est
         if est.early_stopping:
-            score = est._val_score(self.Xk_val, self.y_val, self.params, self.w_val)
+            if self.val_score is None:  # prepared once, on the live parameters
+                self.val_score = est._val_scorer(self.Xk_val, self.y_val, self.w_val, self.params)
+            score = self.val_score()
             est.validation_scores_.append(score)
             if est.verbose:
                 print(f"Validation score: {score:f}")

@@ -35,6 +35,8 @@ def accuracy(right: np.ndarray, weights: np.ndarray | None = None) -> float:
     >>> accuracy(np.array([True, False, True, True]))
     0.75
     """
+    if weights is None:  # np.average's sum of 0s and 1s is exact: the same quotient
+        return int(np.count_nonzero(right)) / right.shape[0]
     return float(np.average(right, weights=weights))
 
 
@@ -63,18 +65,35 @@ def r2(y, pred: np.ndarray, weights: np.ndarray | None = None) -> float:
         from sklearn.metrics import r2_score
 
         return float(r2_score(y, pred, sample_weight=weights))
-    dtype = _float_dtype(y, pred, weights)
+    return r2_scorer(y, weights, pred.dtype)(pred)
+
+
+def r2_scorer(y, weights: np.ndarray | None, pred_dtype):
+    """``score(pred) -> r2(y, pred, weights)`` for predictions of ``pred_dtype``, y's own
+    terms (its deviations' weighted sum of squares) computed once: early stopping scores
+    the same held-out y every epoch. y (n,) or (n, k), n >= 2.
+
+    >>> score = r2_scorer(np.array([1.0, 2.0, 3.0]), None, np.float64)
+    >>> score(np.array([1.0, 2.0, 4.0]))
+    0.5
+    """
+    y = np.asarray(y)
+    dtype = _float_dtype(y, np.empty(0, pred_dtype), weights)
     y = y.astype(dtype).reshape(y.shape[0], -1)
-    pred = pred.astype(dtype).reshape(pred.shape[0], -1)
     w = None if weights is None else np.asarray(weights).astype(dtype)
     weight = 1.0 if w is None else w[:, None]
-    numerator = np.sum(weight * (y - pred) ** 2, axis=0)
     denominator = np.sum(weight * (y - np.average(y, axis=0, weights=w)) ** 2, axis=0)
-    scores = np.ones(y.shape[1], dtype=numerator.dtype)
-    valid = (denominator != 0) & (numerator != 0)
-    scores[valid] = 1 - numerator[valid] / denominator[valid]
-    scores[(numerator != 0) & (denominator == 0)] = 0.0
-    return float(np.average(scores))
+
+    def score(pred: np.ndarray) -> float:
+        pred = np.asarray(pred).astype(dtype).reshape(pred.shape[0], -1)
+        numerator = np.sum(weight * (y - pred) ** 2, axis=0)
+        scores = np.ones(y.shape[1], dtype=numerator.dtype)
+        valid = (denominator != 0) & (numerator != 0)
+        scores[valid] = 1 - numerator[valid] / denominator[valid]
+        scores[(numerator != 0) & (denominator == 0)] = 0.0
+        return float(np.average(scores))
+
+    return score
 
 
 def _plain_weights(w, n: int) -> bool:

@@ -1,10 +1,10 @@
 """scikit-learn's per-epoch shuffles, drawn many epochs at a time.
 
 scikit-learn's MLP reorders its samples once an epoch with ``sklearn.utils.shuffle``,
-which draws a permutation of range(n) by ``RandomState.shuffle``. ``orders`` draws k
-such shuffles, composed one after another, from the same stream, and leaves the stream
-where k epochs of scikit-learn's loop would; ``save`` and ``restore`` take a stream
-back (the epochs a kernel call did not reach).
+which draws a permutation of range(n) by ``RandomState.shuffle``. ``Stream(rs).orders``
+draws k such shuffles, composed one after another, from the same stream, and leaves
+the stream where k epochs of scikit-learn's loop would; ``save`` and ``restore`` take
+the stream back (the epochs a kernel call did not reach).
 
 When the RandomState runs on MT19937, as every one scikit-learn makes from a seed
 does, the shuffles are drawn by the compiled twin of RandomState.shuffle
@@ -31,35 +31,40 @@ from .. import kernels as _k
 _WORDS = 624  # MT19937's state: 624 uint32 words, then the position (a C int)
 
 
-def orders(rs: np.random.RandomState, order: np.ndarray, k: int, keep: bool) -> np.ndarray:
-    """Shuffle ``order`` (n,) int64 in place k times, as k epochs of scikit-learn's loop
-    would (each a permutation of range(n) drawn from ``rs`` and applied to the order so
-    far); returns the orders after each, (k, n), or (0, n) unless ``keep``."""
-    out = np.empty((k if keep else 0, order.shape[0]), np.int64)
-    view = _view(rs)
-    if view is None or order.shape[0] >= 2**32:
-        return _python(rs, order, k, out)
-    with rs._bit_generator.lock:
-        view[_WORDS] = _k.shuffle.shuffles(view[:_WORDS], int(view[_WORDS]), order, k, out)
-    return out
+class Stream:
+    """The shuffles of one RandomState ``rs``, and its stream saved and restored. The
+    view of its state is made once (about 5 us)."""
 
+    def __init__(self, rs: np.random.RandomState):
+        self.rs, self.view = rs, _view(rs)
 
-def save(rs: np.random.RandomState):
-    """Where the stream of ``rs`` stands, for ``restore``."""
-    view = _view(rs)
-    if view is None:
-        return rs.get_state(legacy=False)
-    with rs._bit_generator.lock:
-        return view.copy()
+    def orders(self, order: np.ndarray, k: int, keep: bool) -> np.ndarray:
+        """Shuffle ``order`` (n,) int64 in place k times, as k epochs of scikit-learn's
+        loop would (each a permutation of range(n) drawn from the stream and applied to
+        the order so far); returns the orders after each, (k, n), or (0, n) unless
+        ``keep``."""
+        out = np.empty((k if keep else 0, order.shape[0]), np.int64)
+        view = self.view
+        if view is None or order.shape[0] >= 2**32:
+            return _python(self.rs, order, k, out)
+        with self.rs._bit_generator.lock:
+            view[_WORDS] = _k.shuffle.shuffles(view[:_WORDS], int(view[_WORDS]), order, k, out)
+        return out
 
+    def save(self):
+        """Where the stream stands, for ``restore``."""
+        if self.view is None:
+            return self.rs.get_state(legacy=False)
+        with self.rs._bit_generator.lock:
+            return self.view.copy()
 
-def restore(rs: np.random.RandomState, saved) -> None:
-    """Put the stream of ``rs`` back where ``save`` found it."""
-    if isinstance(saved, dict):
-        rs.set_state(saved)
-        return
-    with rs._bit_generator.lock:
-        _view(rs)[:] = saved
+    def restore(self, saved) -> None:
+        """Put the stream back where ``save`` found it."""
+        if self.view is None:
+            self.rs.set_state(saved)
+            return
+        with self.rs._bit_generator.lock:
+            self.view[:] = saved
 
 
 def _view(rs: np.random.RandomState) -> np.ndarray | None:
