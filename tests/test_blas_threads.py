@@ -191,3 +191,31 @@ def test_a_process_without_a_known_blas_looks_once(monkeypatch):
         with one_blas_thread():
             pass
     assert scans == [1] and _blas_threads._libs == []
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_an_estimators_fit_holds_blas_at_one_thread_and_gives_it_back(monkeypatch):
+    # the sklearn loop holds the limit for the whole fit (its kernel calls nest in it)
+    import numpy as np
+
+    from fusedmlp.sklearn import FusedMLPClassifier, _loop
+
+    seen = []
+    calls = _loop.Loop._calls
+
+    def spy(self, *args):
+        seen.append({i["filepath"]: i["num_threads"] for i in threadpool_info()
+                     if i["user_api"] == "blas"})  # fmt: skip
+        return calls(self, *args)
+
+    monkeypatch.setattr(_loop.Loop, "_calls", spy)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(120, 16)), rng.integers(0, 3, 120)
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = {i["filepath"]: i["num_threads"] for i in threadpool_info()
+                  if i["user_api"] == "blas"}  # fmt: skip
+        FusedMLPClassifier((32,), max_iter=5, early_stopping=True, random_state=0).fit(X, y)
+        after = {i["filepath"]: i["num_threads"] for i in threadpool_info()
+                 if i["user_api"] == "blas"}  # fmt: skip
+    assert seen and set(seen[0].values()) == {1}, seen
+    assert after == before and set(before.values()) == {2}

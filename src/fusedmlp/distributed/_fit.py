@@ -14,6 +14,7 @@ held-out samples of X, which the loop scores after every epoch.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -90,6 +91,9 @@ class ClusterLoop(Loop):
             return engine.stream_runner(self.params, self.est._state)
         run = engine.runner(self.params, self.est._state, lambda: False, None)
         return lambda k, losses: run(k, losses)
+
+    def _blas(self):
+        return contextlib.nullcontext()  # the kernels run on the workers
 
     def run(self) -> None:
         try:
