@@ -121,3 +121,27 @@ def test_softmax_never_overflows_in_the_kernels():
     assert np.isfinite(L) and L == pytest.approx(L_ref, rel=1e-12)
     for k in g:
         np.testing.assert_allclose(g[k], g_ref[k], rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_y", [2, 10, 1000, 10**6])
+@pytest.mark.parametrize("L", [1, 7, 8, 9, 124, 512])
+def test_softmax_loss_logs_of_grouped_sums_equal_one_log_each(L, n_y, dtype):
+    # elementwise._sum_lse takes one log per config.LSE_GROUP samples, of the product of
+    # their sums of exps (each in [1, n_y]); it must equal a log per sample to a few
+    # ulp of the total (relative 1e-14 on sums of L terms of magnitude up to log n_y)
+    # and stay finite for sums up to n_y = 10^6 (a product of 8 up to 1e48)
+    from fusedmlp.kernels.elementwise import _sum_lse
+
+    rng = np.random.default_rng(L + n_y)
+    T = np.empty((2, 512), dtype)
+    T[0] = rng.normal(size=512) * 5
+    T[1] = rng.uniform(1, n_y, 512)
+    T[1, : min(L, 3)] = n_y  # the largest sums, in the first group
+    want = sum(float(T[0, j]) + np.log(float(T[1, j])) for j in range(L))
+    got = _sum_lse(T, L)
+    assert np.isfinite(got)
+    scale = sum(abs(float(T[0, j])) + np.log(float(T[1, j])) for j in range(L))
+    assert abs(got - want) <= 1e-14 * scale
+    T[1, L - 1] = np.nan  # a NaN sum (a NaN logit) still gives a NaN loss
+    assert np.isnan(_sum_lse(T, L))
