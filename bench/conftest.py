@@ -111,6 +111,10 @@ for _d in ("float64", "float32"):
         f"digits-97-{_d}/sklearn",
         f"digits-97-{_d}/fusedmlp",
     )
+    _RATIOS[f"digits-97-{_d} sklearn / products floor"] = (
+        f"digits-97-{_d}/sklearn",
+        f"digits-97-{_d}/products-floor",
+    )
 
 for _n in ("digits", "wine", "iris", "diabetes"):
     for _s in ("adam", "sgd"):

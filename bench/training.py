@@ -11,10 +11,13 @@ accuracy on digits against scikit-learn's MLPClassifier. Plain functions returni
 - ``digits``, ``epochs_to``, ``make_fusedmlp_fit``, ``make_sklearn_fit``: scikit-learn's
   bundled digits (1797 samples, pixels / 16, a stratified 70/30 split), the number of
   epochs each trainer needs to reach a test accuracy, and a run of that many epochs.
+- ``make_products_floor``: the matrix products of such a run alone, on two threads
+  that never wait for each other: the floor under any trainer's time on this machine.
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import numpy as np
@@ -23,6 +26,8 @@ import workloads as W
 import fusedmlp
 from fusedmlp import _compiled
 from fusedmlp._optstate import OptState
+from fusedmlp.kernels.blas import mm, mm_nt, mm_tn
+from fusedmlp.kernels.config import jit
 from fusedmlp.settings import Settings
 
 LR = {"gd": 0.2, "momentum": 0.02, "nesterov": 0.02, "adam": 0.001}
@@ -169,3 +174,53 @@ def epochs_to(make_fit, data, target: float, start: int = 1, limit: int = 2000) 
         else:
             lo = mid
     return hi
+
+
+# ---------------------------------------------------------------------------
+# the floor: a run's matrix products alone
+
+
+def make_products_floor(data, epochs: int, threads: int = 2):
+    """run() -> epochs: the matrix products of ``epochs`` epochs at the digits shape
+    (64-64-10, batches of BATCH; per batch W1 X, W2 A1, D2 A1^T, W2^T D2, D1 X^T, the
+    five the wide kernels call, through the same BLAS entry point), and nothing else:
+    the samples split evenly over ``threads`` Python threads that run without waiting
+    for each other (each its share of every batch, in nogil compiled code, BLAS at one
+    thread). No trainer on this machine can run those epochs faster with that many
+    threads, so sklearn's time over this is the most any could be faster."""
+    from fusedmlp._blas_threads import one_blas_thread
+
+    X = np.ascontiguousarray(data[0].T)
+    p = glorot(64, 64, 10, 0, X.dtype)
+    share = -(-BATCH // threads)  # each thread's samples of a batch
+    parts = [np.ascontiguousarray(X[:, t::threads]) for t in range(threads)]
+
+    def work(Xt):
+        n_h, n_y = 64, 10
+        scratch = [np.zeros(s, X.dtype) for s in ((n_h, share), (n_y, share), (n_h, share))]
+        grads = np.zeros((n_h, 64), X.dtype), np.zeros((n_y, n_h), X.dtype)
+        _products(*scratch, *grads, p["W1"], p["W2"], Xt, share, epochs)
+
+    def run():
+        with one_blas_thread():
+            pool = [threading.Thread(target=work, args=(Xt,)) for Xt in parts]
+            for t in pool:
+                t.start()
+            for t in pool:
+                t.join()
+        return epochs
+
+    return run
+
+
+@jit(nogil=True)
+def _products(A1, D2, P, G1, G2, W1, W2, X, share, epochs):
+    for _ in range(epochs):
+        for j0 in range(0, X.shape[1], share):
+            L = min(share, X.shape[1] - j0)
+            Xb, A, D, Pb = X[:, j0 : j0 + L], A1[:, :L], D2[:, :L], P[:, :L]
+            mm(A, W1, Xb, 0.0)
+            mm(D, W2, A, 0.0)
+            mm_nt(G2, D, A, 1.0)
+            mm_tn(Pb, W2, D, 0.0)
+            mm_nt(G1, Pb, Xb, 1.0)

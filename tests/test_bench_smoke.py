@@ -267,6 +267,9 @@ def test_optimizer_and_digits_workloads():
     p = T.glorot(64, 64, 10, seed=0)
     bound = np.sqrt(6 / 128)
     assert p["W1"].shape == (64, 64) and np.abs(p["W1"]).max() <= bound
+    for dtype in (np.float64, np.float32):  # the products' floor, on odd sample counts
+        X = np.random.default_rng(0).random((301, 64)).astype(dtype)
+        assert T.make_products_floor((X, None, None, None), 2)() == 2
 
 
 def test_epochs_to_finds_the_first_run_that_reaches_the_target():
