@@ -101,13 +101,14 @@ def test_time_to_97(benchmark, medians, report, dtype, trainer):
     assert acc >= 0.97
 
 
+@pytest.mark.parametrize("trainer", ["products-floor"])  # the case's name in the group
 @pytest.mark.parametrize("dtype", DIGITS_97)
-def test_products_floor_of_97(benchmark, medians, report, dtype):
+def test_products_floor_of_97(benchmark, medians, report, dtype, trainer):
     # the matrix products of fusedmlp's run alone, on two threads that never wait: what
     # no trainer here can beat, so sklearn's time over it bounds any speed-up
     pytest.importorskip("sklearn")
     epochs, _ = _epochs_needed("fusedmlp", dtype)
     run = T.make_products_floor(_data(dtype), epochs)
-    _time(benchmark, medians, run, 1257 * epochs, f"digits-97-{dtype}/products-floor")
+    _time(benchmark, medians, run, 1257 * epochs, f"digits-97-{dtype}/{trainer}")
     report(f"digits-97 {dtype} products-floor: the {epochs} epochs' matrix products alone, "
            f"2 threads")  # fmt: skip
