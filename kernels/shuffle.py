@@ -10,9 +10,10 @@ RandomState is the Mersenne Twister MT19937 (state: 624 32-bit words and a posit
 and its ``shuffle`` of a 1-D array is Fisher-Yates from the last element down: for i =
 n-1 .. 1, swap x[i] with x[j], j drawn uniformly from 0..i by masked rejection (the
 next 32-bit output ANDed with the smallest all-ones mask covering i, drawn again while
-above i; numpy's ``random_interval``). The caller reads the state with
-``RandomState.get_state()`` and puts it back with ``set_state``; the tests check every
-draw against ``RandomState.shuffle`` itself, which is this kernel's twin.
+above i; numpy's ``random_interval``). The caller passes the generator's state words
+and position (fusedmlp.sklearn._shuffle: a view of them in the generator's memory),
+which the kernel updates as the generator would; the tests check every draw, and the
+state after, against ``RandomState.shuffle`` itself, which is this kernel's twin.
 
 All arithmetic is on uint64 holding 32-bit values, masked where a shift left could
 carry past bit 31 (numba would turn a mix of uint32 and signed integers into floats).

@@ -77,6 +77,7 @@ def _view(rs: np.random.RandomState) -> np.ndarray | None:
 
 
 def _state_of(bg: np.random.MT19937) -> np.ndarray:
+    """A (625,) uint32 view of bg's state struct (its memory: bg must outlive it)."""
     words = ctypes.cast(bg.ctypes.state_address, ctypes.POINTER(ctypes.c_uint32))
     return np.ctypeslib.as_array(words, shape=(_WORDS + 1,))
 
