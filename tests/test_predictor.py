@@ -1,14 +1,22 @@
 """``_compiled.predictor``: predict_proba prepared once for repeated calls (early
-stopping's held-out scores). Every call must give predict_proba's very bits for the
+stopping's held-out scores). Every call must give the NumPy reference's outputs (rtol
+1e-12 in float64, 1e-5 in float32: one forward pass, magnitudes of order 1) and a
+freshly prepared call's very bits (``predict_proba`` prepares one per call) for the
 parameters as they are at that call: updated in place, replaced, or needing a
 conversion (then prepared afresh each call)."""
 
 import numpy as np
 import pytest
 
-from fusedmlp import _compiled
+from fusedmlp import _compiled, reference
 
 CASES = [("relu", "softmax"), ("tanh", "sigmoid"), ("sigmoid", "identity"), ("relu", "exp")]
+RTOL = {np.float64: 1e-12, np.float32: 1e-5}
+
+
+def _as_reference(p, X, act, out):
+    p64 = {k: v.astype(np.float64) for k, v in p.items()}
+    return reference.predict_proba(p64, X.astype(np.float64), act, out)
 
 
 def _params(n_x, n_h, n_y, dtype, seed=0):
@@ -33,6 +41,8 @@ def test_every_call_is_predict_proba_of_the_parameters_then(shape, act, out, dty
     for step in range(3):
         got = run().copy()
         np.testing.assert_array_equal(got, _compiled.predict_proba(p, X, act, out))
+        np.testing.assert_allclose(got, _as_reference(p, X, act, out), rtol=RTOL[dtype],
+                                   atol=RTOL[dtype])  # fmt: skip
         for v in p.values():  # an update in place, as training makes
             v -= dtype(0.01 * (step + 1))
     p["W2"] = p["W2"] * 2  # an entry replaced: prepared again
@@ -48,6 +58,8 @@ def test_parameters_needing_conversion_are_read_afresh_each_call():
     second = run()
     assert second.dtype == np.float32
     np.testing.assert_array_equal(second, _compiled.predict_proba(p, X, "relu", "softmax"))
+    want = _as_reference(p, X, "relu", "softmax")
+    np.testing.assert_allclose(second, want, rtol=1e-5, atol=1e-6)
     assert not np.array_equal(first, second)
 
 

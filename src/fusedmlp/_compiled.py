@@ -269,14 +269,7 @@ def predict_proba(
     >>> predict_proba(p, np.zeros((2, 5)))
     array([[0.5, 0.5, 0.5, 0.5, 0.5]])
     """
-    kind = _kind(activation, output=output)
-    W1, b1, W2, b2, X, _ = _prepare(params, X)
-    A2 = np.empty((W2.shape[0], X.shape[1]), X.dtype)
-    plan = _plan(W1, W2, X, _k.config.forward_plan)
-    kernel, turn = _by_size(_k.forward, _k.forward_serial, W1, W2, X)
-    with turn, _blas_threads(plan):
-        kernel(A2, W1, b1, W2, b2, X, kind, plan)
-    return A2
+    return predictor(params, X, activation, output)()  # prepared for this one call
 
 
 def predictor(params: dict, X: np.ndarray, activation: str = "sigmoid", output: str = "sigmoid"):

@@ -215,23 +215,17 @@ class BaseFusedMLP(BaseEstimator):
 
     def _forward(self, X) -> np.ndarray:
         """The network's outputs (n_samples, n_outputs) for checked X (n_samples, n_x)."""
-        Xk = np.ascontiguousarray(np.asarray(X, self.coefs_[0].dtype).T)
-        return self._forward_k(Xk, self._params(self.coefs_[0].dtype))
-
-    def _forward_k(self, Xk: np.ndarray, params: dict) -> np.ndarray:
-        """The outputs (n_samples, n_outputs) for Xk already in the kernels' layout
-        (n_x, n_samples), from the kernels' ``params`` (during fit: the live ones)."""
+        dtype = self.coefs_[0].dtype
+        Xk = np.ascontiguousarray(np.asarray(X, dtype).T)  # the kernels' layout
         with _threads(self.n_threads):
-            A = _compiled.predict_proba(
-                params, Xk, ACTIVATIONS[self.activation], OUTPUTS[self.out_activation_]
-            )
-        return A.T
+            return self._outputs_of(Xk, self._params(dtype))()
 
     def _outputs_of(self, Xk: np.ndarray, params: dict):
         """``run() -> outputs (n_samples, n_outputs)`` for Xk in the kernels' layout from
         the live ``params`` as they are at each call (``_compiled.predictor``: prepared
-        once; each call's result is overwritten by the next). For the held-out samples
-        of early stopping, scored every epoch; the fit's thread count is already set."""
+        once; each call's result is overwritten by the next): for ``_forward``, and for
+        early stopping's held-out samples, scored every epoch during the fit (whose
+        thread count is already set)."""
         run = _compiled.predictor(
             params, Xk, ACTIVATIONS[self.activation], OUTPUTS[self.out_activation_]
         )
