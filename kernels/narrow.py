@@ -50,7 +50,7 @@ def hidden_forward(A1, W1, b1, X, j0, L, act):
     for h in range(W1.shape[0]):
         a = A1[h]
         _affine(a, W1, h, b1[h, 0], X, j0, L)
-        activate(a, zero, L, act)
+        activate(A1, h, zero, L, act)
 
 
 @_inner
