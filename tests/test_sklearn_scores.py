@@ -72,10 +72,12 @@ def test_r2_of_one_sample_is_scikit_learns_nan_and_warning():
         assert np.isnan(_scores.r2(np.array([1.0]), np.array([2.0])))
 
 
-def test_r2_scorer_scores_prediction_after_prediction_as_r2_score():
-    # early stopping's scorer: y's terms computed once, then many predictions
+@pytest.mark.parametrize("shape", [(40, 2), (40,)], ids=["two outputs", "one output"])
+def test_r2_scorer_scores_prediction_after_prediction_as_r2_score(shape):
+    # early stopping's scorer: y's terms computed once, then many predictions (one
+    # output takes a path of its own)
     rng = np.random.default_rng(5)
-    y, w = rng.normal(size=(40, 2)), rng.uniform(0.5, 2, 40)
+    y, w = rng.normal(size=shape), rng.uniform(0.5, 2, 40)
     score = _scores.r2_scorer(y, w, np.float32)
     for _ in range(4):
         pred = (y + rng.normal(size=y.shape)).astype(np.float32)

@@ -219,8 +219,8 @@ class Loop:
                 est._no_improvement_count = 0
             if score > est.best_validation_score_:
                 est.best_validation_score_ = score
-                est._keep(self.params)
-                est._best = ([c.copy() for c in est.coefs_], [c.copy() for c in est.intercepts_])
+                est._keep(self.params)  # fresh copies, never written in place: kept as
+                est._best = (est.coefs_, est.intercepts_)  # they are (no second copy)
         else:
             if est.loss_curve_[-1] > est.best_loss_ - est.tol:
                 est._no_improvement_count += 1

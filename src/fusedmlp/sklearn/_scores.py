@@ -87,6 +87,9 @@ def r2_scorer(y, weights: np.ndarray | None, pred_dtype):
     def score(pred: np.ndarray) -> float:
         pred = np.asarray(pred).astype(dtype).reshape(pred.shape[0], -1)
         numerator = np.sum(weight * (y - pred) ** 2, axis=0)
+        if numerator.shape[0] == 1:  # one output: the same steps on its two scalars
+            num, den = numerator[0], denominator[0]  # (np.average of one score is it)
+            return 1.0 if num == 0 else (0.0 if den == 0 else float(1 - num / den))
         scores = np.ones(y.shape[1], dtype=numerator.dtype)
         valid = (denominator != 0) & (numerator != 0)
         scores[valid] = 1 - numerator[valid] / denominator[valid]
