@@ -90,18 +90,30 @@ if not _numba_config.DISABLE_JIT:
         return max(M.strides[0] // M.itemsize, M.shape[1], 1)
 
     @_inner
+    def _operand(M, op):
+        """(op, leading dimension) for B given as M: a row-major view (op as given), or
+        a column-major one (elements contiguous down a column: the sample-major data of
+        a mini-batch, kernels/train.py), which BLAS reads as the transpose, so op flips
+        and the column stride is the leading dimension."""
+        if M.strides[1] == M.itemsize or M.shape[1] == 1:
+            return op, _ld(M)
+        return _N + _T - op, max(M.strides[1] // M.itemsize, M.shape[0], 1)
+
+    @_inner
     def mm(C, A, B, beta):
-        """C = A B + beta C (row-major views)."""
+        """C = A B + beta C (row-major views; B may be column-major)."""
         r, k = A.shape
         n = B.shape[1]
-        return _gemm(_N, _N, n, r, k, 1.0, B, _ld(B), A, _ld(A), beta, C, _ld(C))
+        op, ldb = _operand(B, _N)
+        return _gemm(op, _N, n, r, k, 1.0, B, ldb, A, _ld(A), beta, C, _ld(C))
 
     @_inner
     def mm_nt(C, A, B, beta):
-        """C = A B^T + beta C (row-major views)."""
+        """C = A B^T + beta C (row-major views; B may be column-major)."""
         r, k = A.shape
         n = B.shape[0]
-        return _gemm(_T, _N, n, r, k, 1.0, B, _ld(B), A, _ld(A), beta, C, _ld(C))
+        op, ldb = _operand(B, _T)
+        return _gemm(op, _N, n, r, k, 1.0, B, ldb, A, _ld(A), beta, C, _ld(C))
 
     @_inner
     def mm_tn(C, A, B, beta):

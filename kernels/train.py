@@ -122,10 +122,37 @@ def train_epochs_parallel(
 
 @_inner
 def _fill(Xn, X, idx, lo, hi):
-    """Xn[:, lo:hi] = X[:, idx[lo:hi]]: columns of the batch into its scratch."""
-    for k in range(X.shape[0]):
+    """Xn[:, lo:hi] = X[:, idx[lo:hi]]: columns of the batch into its scratch. For a
+    column-major Xn (a sample-major batch, _batch_view) a sample's features at a time,
+    contiguous copies where X is sample-major too; else a feature's row at a time."""
+    if Xn.strides[0] == Xn.itemsize and Xn.shape[0] > 1:
         for j in range(lo, hi):
-            Xn[k, j] = X[k, idx[j]]
+            s = idx[j]
+            for k in range(X.shape[0]):
+                Xn[k, j] = X[k, s]
+    else:
+        for k in range(X.shape[0]):
+            for j in range(lo, hi):
+                Xn[k, j] = X[k, idx[j]]
+
+
+def _batch_view(Xb, X, n):
+    """The gather scratch as the (n_x, n) batch: Xb flat (n_x * batch,), seen as a
+    C-contiguous array, or Xb (n_x, batch) column-major (sample-major: see
+    config.BY_SAMPLE_MIN_BYTES), its first n columns."""
+    if Xb.ndim == 2:
+        return Xb[:, :n]
+    return Xb[: X.shape[0] * n].reshape((X.shape[0], n))
+
+
+if not _numba_config.DISABLE_JIT:
+
+    @overload(_batch_view)
+    def _batch_view_typed(Xb, X, n):
+        # chosen by Xb's type: one function cannot return both layouts
+        if Xb.ndim == 2:
+            return lambda Xb, X, n: Xb[:, :n]
+        return lambda Xb, X, n: Xb[: X.shape[0] * n].reshape((X.shape[0], n))
 
 
 @_inner
@@ -226,7 +253,7 @@ def _run_batches(
         # the batch in the same C-contiguous layout as a whole data set, so the chunk
         # code runs the same vectorised, BLAS-fed machine code (a column slice of a
         # 2-D scratch would be non-contiguous: measured 2x slower)
-        Xn = Xb[: X.shape[0] * n].reshape((X.shape[0], n))
+        Xn = _batch_view(Xb, X, n)
         Yn = _gather_targets(Yb, Y, ids)
         Wn = _gather_weights(Wb, wt, ids)
         sw = weight_sum(Wn, n)

@@ -107,11 +107,14 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _prepare(params: dict, X: np.ndarray, Y: np.ndarray | None = None):
-    """(W1, b1, W2, b2, X, Y) C-contiguous in X's dtype, shapes checked."""
+def _prepare(params: dict, X: np.ndarray, Y: np.ndarray | None = None, by_sample=False):
+    """(W1, b1, W2, b2, X, Y) C-contiguous in X's dtype, shapes checked. With
+    ``by_sample``, an X that is column-major already (the transpose of scikit-learn's
+    sample-major data) stays so: the mini-batch kernels gather from it (train._fill)."""
     _check(isinstance(X, np.ndarray) and X.ndim == 2, "X must be a 2-D array")
     dtype = _float_dtype(X)
-    X = np.ascontiguousarray(X, dtype=dtype)
+    keep = by_sample and X.flags.f_contiguous and X.dtype == dtype and X.dtype.isnative
+    X = X if keep else np.ascontiguousarray(X, dtype=dtype)
     n_x, m = X.shape
     _check(n_x >= 1 and m >= 1, f"X must have at least one row and one column, got {X.shape}")
     W1, b1, W2, b2 = (

@@ -8,8 +8,11 @@ compiled mini-batch kernel (``_compiled_train.epoch_runner``) with the epoch's s
 order given, the optimizer's state kept between calls.
 
 The kernels take samples in columns; the estimators take them in rows, as scikit-learn
-does. ``fit`` converts once: a transposed C-contiguous copy of X (its size again in
-memory, in the training dtype), and the targets as the kernels read them (class
+does. Mini-batches are gathered from X itself (X.T, a view) where a batch is gathered
+sample-major (a wide network of at least 24 features in float64, 48 in float32:
+kernels.config.BY_SAMPLE_MIN_BYTES); otherwise ``fit`` converts once, a transposed
+C-contiguous copy of X (its size again in memory). Either way X is first in the
+training dtype (a copy if it is not), and the targets as the kernels read them (class
 indices for several classes, a (n_outputs, n_samples) array otherwise).
 
 scikit-learn's squared error is half the mean square, and its gradient half of

@@ -72,8 +72,11 @@ class Loop:
         """``run_k(k, losses[, orders=])``: k epochs (of mini-batches of ``batch``, in
         the orders given) from the parameters and the estimator's optimizer state."""
         s = self.est._settings_
+        # mini-batches are gathered from X's transpose, a view (the runner copies it to
+        # feature rows only where it gathers by feature); full batches read rows
+        Xk = X.T if batch else np.ascontiguousarray(X.T)
         return _compiled_train.epoch_runner(
-            self.params, np.ascontiguousarray(X.T), T, s.activation, s.loss, output=s.output,
+            self.params, Xk, T, s.activation, s.loss, output=s.output,
             state=self.est._state, batch_size=batch, weights=self.weights,
         )  # fmt: skip
 
