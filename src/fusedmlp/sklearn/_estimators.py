@@ -9,12 +9,11 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from . import _labels, _scores
 from ._base import BaseFusedMLP
-
-_FLOATS = (np.float64, np.float32)
+from ._checks import checked_X, checked_X_y
 
 _PARAMS_DOC = """
     Parameters
@@ -92,10 +91,10 @@ class FusedMLPClassifier(ClassifierMixin, BaseFusedMLP):
         return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     _Y_CHECKS = {"multi_output": True}  # validate_data's checks of y
+    _Y_KINDS = "iu"  # the dtype kinds of a y that passes them unchanged (_checks)
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, accept_sparse=False, dtype=_FLOATS, reset=reset,
-                             **self._Y_CHECKS)  # fmt: skip
+        X, y = checked_X_y(self, X, y, reset, self._Y_KINDS, **self._Y_CHECKS)
         return X, self._checked_y(y, incremental)
 
     def _checked_y(self, y, incremental: bool):
@@ -157,7 +156,7 @@ class FusedMLPClassifier(ClassifierMixin, BaseFusedMLP):
 
     def _checked(self, X) -> np.ndarray:
         check_is_fitted(self)
-        return validate_data(self, X, accept_sparse=False, dtype=_FLOATS, reset=False)
+        return checked_X(self, X)
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """The predicted classes (n_samples,), or (n_samples, n_labels) for multilabel."""
@@ -287,10 +286,10 @@ class FusedMLPRegressor(RegressorMixin, BaseFusedMLP):
         return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     _Y_CHECKS = {"multi_output": True, "y_numeric": True}  # validate_data's checks of y
+    _Y_KINDS = "iuf"
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, accept_sparse=False, dtype=_FLOATS, reset=reset,
-                             **self._Y_CHECKS)  # fmt: skip
+        X, y = checked_X_y(self, X, y, reset, self._Y_KINDS, **self._Y_CHECKS)
         return X, self._checked_y(y, incremental)
 
     def _checked_y(self, y, incremental: bool):
@@ -333,7 +332,7 @@ class FusedMLPRegressor(RegressorMixin, BaseFusedMLP):
     def predict(self, X: ArrayLike) -> np.ndarray:
         """The predicted values (n_samples,) or (n_samples, n_outputs)."""
         check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse=False, dtype=_FLOATS, reset=False)
+        X = checked_X(self, X)
         return self._values(self._forward(X))
 
     def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
