@@ -58,9 +58,9 @@ def penalty(W1, W2, alpha, m):
         return 0.0
     total = 0.0
     for P in (W1, W2):
-        for r in range(P.shape[0]):
-            for c in range(P.shape[1]):
-                total += np.float64(P[r, c]) * np.float64(P[r, c])
+        x = P.reshape(P.size)  # one loop over the whole array: rows of n_x are short
+        for j in range(x.shape[0]):
+            total += np.float64(x[j]) * np.float64(x[j])
     return alpha / (2.0 * m) * total
 
 
