@@ -28,7 +28,7 @@ from numba.extending import overload
 
 from .blas import mm, mm_nt, mm_tn
 from .config import jit
-from .elementwise import activate, activation_slope, output_slope
+from .elementwise import activate_rows, activation_slopes, output_slopes
 
 _inner = jit()
 
@@ -71,8 +71,7 @@ if not _numba_config.DISABLE_JIT:
 def hidden_forward(A1, W1, b1, X, j0, L, act):
     """A1[:, :L] = g(W1 X[:, j0:j0+L] + b1). A1 (n_h, blk), X (n_x, m)."""
     mm(A1[:, :L], W1, X[:, j0 : j0 + L], 0.0)
-    for h in range(W1.shape[0]):
-        activate(A1, h, b1[h, 0], L, act)
+    activate_rows(A1, b1, L, act)
 
 
 @_inner
@@ -83,15 +82,6 @@ def output_linear(D2, A1, W2, b2, L):
         d, b = D2[o], b2[o, 0]
         for j in range(L):
             d[j] += b
-
-
-@_inner
-def _put(T, i, acc, beta):
-    """T[i] = acc (beta 0: a fresh block sum in G) or T[i] += acc (beta 1: the row)."""
-    if beta == 0.0:
-        T[i] = acc
-    else:
-        T[i] += acc
 
 
 @_inner
@@ -118,12 +108,10 @@ def backward(row, S, G, A1, D2, W2, X, j0, L, act, first, last):
         beta = 1.0  # G goes on gathering this group's sums
     mm_nt(T[o_W2 : o_W2 + n_y * n_h].reshape((n_y, n_h)), D, A, beta)
     if n_y == 1:  # W2^T D2 is D2's one row scaled, unit by unit: no product
-        for h in range(n_h):
-            _put(T, o_b1 + h, output_slope(S, A1, h, W2[0, h], D2, L, act), beta)
+        output_slopes(S, A1, W2, D2, L, act, T, o_b1, beta)
     else:
         mm_tn(P, W2, D, 0.0)
-        for h in range(n_h):
-            _put(T, o_b1 + h, activation_slope(S, A1, h, L, act), beta)
+        activation_slopes(S, A1, L, act, T, o_b1, beta)
     mm_nt(T[:o_b1].reshape((n_h, n_x)), P, X[:, j0 : j0 + L], beta)
     if last:
         _flush(row, G, o_W2 + n_y * n_h)
