@@ -12,7 +12,8 @@ place. The call is looked up by name when the kernel is linked, so the on-disk c
 keeps working.
 
 The helpers take row-major (C-order) 2-D views whose rows may be spaced apart (a column
-slice of a C-contiguous array) but whose elements within a row are contiguous:
+slice of a C-contiguous array) but whose elements within a row are contiguous; B of mm
+and mm_nt may instead be column-major (a sample-major mini-batch: _operand):
 
     mm(C, A, B, beta)      C = A B   + beta C     A (r, k), B (k, n), C (r, n)
     mm_nt(C, A, B, beta)   C = A B^T + beta C     A (r, k), B (n, k), C (r, n)

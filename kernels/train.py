@@ -250,9 +250,10 @@ def _run_batches(
     for start in range(0, idx.shape[0], batch):
         n = min(batch, idx.shape[0] - start)
         ids = idx[start : start + n]
-        # the batch in the same C-contiguous layout as a whole data set, so the chunk
-        # code runs the same vectorised, BLAS-fed machine code (a column slice of a
-        # 2-D scratch would be non-contiguous: measured 2x slower)
+        # the batch contiguous, feature rows (as a whole data set) or sample-major
+        # (_batch_view), so the chunk code runs the same vectorised, BLAS-fed machine
+        # code (a column slice of a 2-D C-ordered scratch would be non-contiguous:
+        # measured 2x slower)
         Xn = _batch_view(Xb, X, n)
         Yn = _gather_targets(Yb, Y, ids)
         Wn = _gather_weights(Wb, wt, ids)

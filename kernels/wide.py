@@ -1,6 +1,7 @@
 """Block code for wide networks: the block's matrix products by BLAS, the rest fused.
 
-Per block of L samples (X_b = X[:, j0:j0+L], a view: row stride m, no copy):
+Per block of L samples (X_b = X[:, j0:j0+L], a view, no copy: row stride m, or for
+a sample-major mini-batch column stride n_x, which BLAS reads transposed):
 
     A1 = W1 X_b                          mm       (n_h, L): n_h n_x L multiply-adds
     A1 = g(A1 + b1)                      elementwise, row by row, still in cache
